@@ -1,0 +1,679 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/ring"
+)
+
+// Errors returned by the store. Callers check them with errors.Is.
+var (
+	// ErrNotFound: the key was never stored here (a tombstone is found).
+	ErrNotFound = errors.New("store: not found")
+	// ErrEmptyKey: keys must have at least one byte.
+	ErrEmptyKey = errors.New("store: empty key")
+	// ErrKeyTooLarge: the key exceeds Options.MaxKeySize.
+	ErrKeyTooLarge = errors.New("store: key too large")
+	// ErrValueTooLarge: the value exceeds Options.MaxValueSize.
+	ErrValueTooLarge = errors.New("store: value too large")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrLayoutMismatch: the data directory was created with other
+	// partition or segment counts.
+	ErrLayoutMismatch = errors.New("store: data directory layout mismatch")
+)
+
+// SyncMode says when a write is made durable.
+type SyncMode uint8
+
+const (
+	// SyncAlways fsyncs the WAL before every write returns (concurrent
+	// writes share an fsync). Acknowledged writes survive kill -9 and power
+	// loss. The default.
+	SyncAlways SyncMode = iota
+	// SyncBatch returns before the fsync and fsyncs the WAL every
+	// Options.SyncInterval: a crash (even kill -9: Pebble buffers the WAL in
+	// process) may lose the writes of the last interval on this replica.
+	SyncBatch
+	// SyncNone never fsyncs explicitly; for benchmarks and throwaway data.
+	SyncNone
+)
+
+// String returns the flag spelling of m.
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncBatch:
+		return "batch"
+	case SyncNone:
+		return "none"
+	}
+	return fmt.Sprintf("SyncMode(%d)", m)
+}
+
+// ParseSyncMode parses "always", "batch" or "none".
+func ParseSyncMode(s string) (SyncMode, error) {
+	for _, m := range []SyncMode{SyncAlways, SyncBatch, SyncNone} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("store: sync mode %q is not one of always, batch, none", s)
+}
+
+// Observer learns of every change to stored data. The store calls Changed
+// after the change is committed, while it still holds the key's lock, so
+// calls for one key are serialized and in commit order. before is nil when
+// the key was absent. Changed must be quick and must not call back into the
+// store for the same key.
+type Observer interface {
+	Changed(p ring.Partition, segment uint32, key []byte, before, after *version.Object)
+}
+
+// Options configure a store. Zero fields take the defaults shown.
+type Options struct {
+	// Dir is the data directory. Required.
+	Dir string
+	// FS is the filesystem; nil is the real disk. vfs.NewMem() for tests.
+	FS vfs.FS
+	// NodeID names this node; with the epoch it forms the actor id.
+	NodeID string
+	// Partitions is the ring's partition count Q (power of two). Fixed at
+	// creation. Default 256.
+	Partitions int
+	// Segments is the number of anti-entropy segments per partition (power
+	// of two). Fixed at creation. Default 1024.
+	Segments int
+	// Sync is the durability mode. Default SyncAlways.
+	Sync SyncMode
+	// SyncInterval is how often SyncBatch fsyncs. Default 10ms.
+	SyncInterval time.Duration
+	// MaxKeySize in bytes. Default 64 KiB.
+	MaxKeySize int
+	// MaxValueSize in bytes. Default 1 MiB.
+	MaxValueSize int
+	// CacheSize is Pebble's block cache in bytes. Default 32 MiB.
+	CacheSize int64
+	// MemTableSize is Pebble's memtable size in bytes. Default 16 MiB.
+	MemTableSize uint64
+	// Observer, when set, sees every data change (anti-entropy trees).
+	Observer Observer
+	// Now is the clock for write timestamps. Default time.Now.
+	Now func() time.Time
+	// Logger receives Pebble's and the store's log lines.
+	Logger zerolog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Partitions == 0 {
+		o.Partitions = 256
+	}
+	if o.Segments == 0 {
+		o.Segments = 1024
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = 10 * time.Millisecond
+	}
+	if o.MaxKeySize == 0 {
+		o.MaxKeySize = 64 << 10
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = 1 << 20
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 32 << 20
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 16 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+}
+
+const (
+	stripeBits = 12
+	nStripes   = 1 << stripeBits
+
+	prefixData = 'd'
+	prefixAux  = 'a'
+	prefixMeta = 'm'
+
+	metaLayout = "layout"
+	metaEpoch  = "epoch"
+)
+
+// Store is one node's Pebble database. Safe for concurrent use.
+type Store struct {
+	opts     Options
+	db       *pebble.DB
+	actor    version.Actor
+	epoch    string
+	fresh    bool
+	qBits    int
+	segBits  int
+	writeOpt *pebble.WriteOptions
+
+	stripes [nStripes]sync.Mutex
+
+	// counts are per-partition live-key and tombstone counts. counted[p]
+	// is set once partition p has been counted at start-up; before that,
+	// changes do not adjust the counters (the count scan will see them).
+	// All three are guarded by the partition's stripes.
+	live, tombs []atomic.Int64
+	counted     []atomic.Bool
+
+	closed atomic.Bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// Open opens (or creates) the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	opts.setDefaults()
+	if err := ring.ValidPartitions(opts.Partitions); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if opts.Segments < 1 || opts.Segments > 1<<16 || opts.Segments&(opts.Segments-1) != 0 {
+		return nil, fmt.Errorf("store: segments %d is not a power of two in [1, 65536]", opts.Segments)
+	}
+	if opts.NodeID == "" {
+		return nil, errors.New("store: node id is empty")
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	popts := &pebble.Options{
+		FS:                 opts.FS,
+		Cache:              cache,
+		MemTableSize:       opts.MemTableSize,
+		Logger:             pebbleLogger{opts.Logger},
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	db, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts:    opts,
+		db:      db,
+		qBits:   bits.TrailingZeros(uint(opts.Partitions)),
+		segBits: bits.TrailingZeros(uint(opts.Segments)),
+		live:    make([]atomic.Int64, opts.Partitions),
+		tombs:   make([]atomic.Int64, opts.Partitions),
+		counted: make([]atomic.Bool, opts.Partitions),
+		stop:    make(chan struct{}),
+	}
+	switch opts.Sync {
+	case SyncAlways:
+		s.writeOpt = pebble.Sync
+	default:
+		s.writeOpt = pebble.NoSync
+	}
+	if err := s.initMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.actor = version.NewActor(opts.NodeID, s.epoch)
+	if opts.Sync == SyncBatch {
+		s.wg.Add(1)
+		go s.syncLoop()
+	}
+	s.wg.Add(1)
+	go s.countLoop()
+	return s, nil
+}
+
+// initMeta checks the layout and reads or creates the epoch.
+func (s *Store) initMeta() error {
+	layout := binary.BigEndian.AppendUint32(nil, uint32(s.opts.Partitions))
+	layout = binary.BigEndian.AppendUint32(layout, uint32(s.opts.Segments))
+	old, err := s.Meta(metaLayout)
+	if err != nil {
+		return err
+	}
+	epoch, err := s.Meta(metaEpoch)
+	if err != nil {
+		return err
+	}
+	if old != nil && !bytes.Equal(old, layout) {
+		return fmt.Errorf("%w: %s was created with %d partitions and %d segments, not %d and %d",
+			ErrLayoutMismatch, s.opts.Dir, binary.BigEndian.Uint32(old), binary.BigEndian.Uint32(old[4:]),
+			s.opts.Partitions, s.opts.Segments)
+	}
+	if epoch != nil {
+		s.epoch = string(epoch)
+		return nil
+	}
+	// A directory without an epoch is empty (or never finished creating):
+	// this node starts without its previous data, so it takes a new epoch
+	// and never reuses a counter it may have handed out before.
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return fmt.Errorf("store: epoch: %w", err)
+	}
+	s.epoch = hex.EncodeToString(r[:])
+	s.fresh = true
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaKey(metaLayout), layout, nil)
+	_ = b.Set(metaKey(metaEpoch), []byte(s.epoch), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: write epoch: %w", err)
+	}
+	return nil
+}
+
+// Actor is this node's actor id for the current epoch.
+func (s *Store) Actor() version.Actor { return s.actor }
+
+// Epoch is the data directory's epoch.
+func (s *Store) Epoch() string { return s.epoch }
+
+// Fresh reports whether Open created the data (the directory was empty).
+func (s *Store) Fresh() bool { return s.fresh }
+
+// Partitions is Q.
+func (s *Store) Partitions() int { return s.opts.Partitions }
+
+// Segments is the number of segments per partition.
+func (s *Store) Segments() int { return s.opts.Segments }
+
+// Locate returns the partition and segment of a key.
+func (s *Store) Locate(key []byte) (ring.Partition, uint32) {
+	h := ring.KeyHash(key)
+	return ring.PartitionOf(h, s.opts.Partitions), ring.SegmentOf(h, s.opts.Partitions, s.opts.Segments)
+}
+
+// CheckKey validates a key against the limits.
+func (s *Store) CheckKey(key []byte) error {
+	if len(key) == 0 {
+		return ErrEmptyKey
+	}
+	if len(key) > s.opts.MaxKeySize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(key), s.opts.MaxKeySize)
+	}
+	return nil
+}
+
+// CheckValue validates a value against the limits.
+func (s *Store) CheckValue(v []byte) error {
+	if len(v) > s.opts.MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(v), s.opts.MaxValueSize)
+	}
+	return nil
+}
+
+func (s *Store) dataKey(p ring.Partition, seg uint32, key []byte) []byte {
+	k := make([]byte, 5, 5+len(key))
+	k[0] = prefixData
+	binary.BigEndian.PutUint16(k[1:], uint16(p))
+	binary.BigEndian.PutUint16(k[3:], uint16(seg))
+	return append(k, key...)
+}
+
+func (s *Store) stripe(key []byte) *sync.Mutex {
+	return &s.stripes[ring.KeyHash(key)>>(64-stripeBits)]
+}
+
+// stripeRange returns the stripes [lo, hi) holding partition p's keys.
+func (s *Store) stripeRange(p ring.Partition) (lo, hi int) {
+	if s.qBits <= stripeBits {
+		shift := stripeBits - s.qBits
+		return int(p) << shift, (int(p) + 1) << shift
+	}
+	lo = int(p) >> (s.qBits - stripeBits)
+	return lo, lo + 1
+}
+
+// LockPartition blocks every write to partition p until the returned
+// function is called. Reads go on. Hold it briefly.
+func (s *Store) LockPartition(p ring.Partition) (unlock func()) {
+	lo, hi := s.stripeRange(p)
+	for i := lo; i < hi; i++ {
+		s.stripes[i].Lock()
+	}
+	return func() {
+		for i := hi - 1; i >= lo; i-- {
+			s.stripes[i].Unlock()
+		}
+	}
+}
+
+// Get returns the stored object for key, tombstones included, or
+// ErrNotFound. The object is the caller's to keep.
+func (s *Store) Get(key []byte) (*version.Object, error) {
+	if err := s.CheckKey(key); err != nil {
+		return nil, err
+	}
+	p, seg := s.Locate(key)
+	return s.get(s.dataKey(p, seg, key))
+}
+
+func (s *Store) get(dk []byte) (*version.Object, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	v, closer, err := s.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get: %w", err)
+	}
+	defer closer.Close()
+	// NB: Pebble's buffer is valid only until Close; the decoded object
+	// aliases its input, so decode from a copy.
+	o, err := version.Decode(bytes.Clone(v))
+	if err != nil {
+		return nil, fmt.Errorf("store: key %q: %w", dk[5:], err)
+	}
+	return o, nil
+}
+
+// PutRequest is a write to version at this node.
+type PutRequest struct {
+	Key   []byte
+	Value []byte
+	// Tombstone makes the write a delete; Value is then ignored.
+	Tombstone bool
+	// Context is what the writer read: the write supersedes exactly the
+	// siblings it covers. Nil supersedes nothing (a new sibling).
+	Context version.VV
+	// SupersedeLocal makes the write supersede every sibling this node
+	// holds, whatever Context says: Redis SET, last-write-wins puts and
+	// deletes without a context.
+	SupersedeLocal bool
+}
+
+// Put versions a write with this node's actor, atomically with respect to
+// every other write of the key, and returns the new object. The caller must
+// be a home replica of the key (see internal/version).
+func (s *Store) Put(req PutRequest) (*version.Object, error) {
+	if err := s.CheckKey(req.Key); err != nil {
+		return nil, err
+	}
+	if req.Tombstone {
+		req.Value = nil
+	} else if err := s.CheckValue(req.Value); err != nil {
+		return nil, err
+	}
+	p, seg := s.Locate(req.Key)
+	dk := s.dataKey(p, seg, req.Key)
+	mu := s.stripe(req.Key)
+	mu.Lock()
+	defer mu.Unlock()
+	before, err := s.get(dk)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	ctx := req.Context
+	if req.SupersedeLocal && before != nil {
+		ctx = before.Context.Join(ctx)
+	}
+	after, _ := version.Update(before, ctx, s.actor, req.Value, req.Tombstone, s.opts.Now().UnixNano())
+	if err := s.write(p, seg, req.Key, dk, before, after); err != nil {
+		return nil, err
+	}
+	return after, nil
+}
+
+// Merge joins obj into the stored object for key. It writes only when the
+// join differs from what is stored, and reports whether it did. A merge
+// never creates a version.
+func (s *Store) Merge(key []byte, obj *version.Object) (merged *version.Object, changed bool, err error) {
+	if err := s.CheckKey(key); err != nil {
+		return nil, false, err
+	}
+	p, seg := s.Locate(key)
+	dk := s.dataKey(p, seg, key)
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	before, err := s.get(dk)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	after := version.Merge(before, obj)
+	if before != nil && version.Equal(before, after) {
+		return before, false, nil
+	}
+	if after.IsEmpty() {
+		return after, false, nil
+	}
+	if err := s.write(p, seg, key, dk, before, after); err != nil {
+		return nil, false, err
+	}
+	return after, true, nil
+}
+
+// write stores after under dk; the key's stripe is held.
+func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, after *version.Object) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.Set(dk, version.Encode(after), s.writeOpt); err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	if s.counted[p].Load() {
+		s.adjustCounts(p, before, -1)
+		s.adjustCounts(p, after, +1)
+	}
+	if s.opts.Observer != nil {
+		s.opts.Observer.Changed(p, seg, key, before, after)
+	}
+	return nil
+}
+
+func (s *Store) adjustCounts(p ring.Partition, o *version.Object, d int64) {
+	switch {
+	case o == nil:
+	case o.Deleted():
+		s.tombs[p].Add(d)
+	default:
+		s.live[p].Add(d)
+	}
+}
+
+// Entry is one stored key during a scan.
+type Entry struct {
+	Key     []byte
+	Segment uint32
+	Object  *version.Object
+}
+
+// ScanPartition calls fn for every key of partition p whose segment is in
+// [segFrom, segTo), in key-layout order, from a consistent snapshot. The
+// entry is the caller's to keep. Returning false stops the scan.
+func (s *Store) ScanPartition(p ring.Partition, segFrom, segTo uint32, fn func(Entry) bool) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	lo := s.dataKey(p, segFrom, nil)
+	var hi []byte
+	if int(segTo) >= s.opts.Segments {
+		hi = s.dataKey(p+1, 0, nil)
+		if int(p)+1 == s.opts.Partitions {
+			hi = []byte{prefixData + 1}
+		}
+	} else {
+		hi = s.dataKey(p, segTo, nil)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("store: scan: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		o, err := version.Decode(bytes.Clone(it.Value()))
+		if err != nil {
+			return fmt.Errorf("store: scan key %q: %w", k[5:], err)
+		}
+		e := Entry{Key: bytes.Clone(k[5:]), Segment: uint32(binary.BigEndian.Uint16(k[3:])), Object: o}
+		if !fn(e) {
+			return nil
+		}
+	}
+	return it.Error()
+}
+
+// Counts is what a node holds.
+type Counts struct {
+	Live       int64 // keys with at least one live value
+	Tombstones int64 // keys that read as deleted
+	Ready      bool  // false while the start-up count is still running
+}
+
+// Counts returns the node's key counts, all partitions summed.
+func (s *Store) Counts() Counts {
+	c := Counts{Ready: true}
+	for p := range s.live {
+		c.Live += s.live[p].Load()
+		c.Tombstones += s.tombs[p].Load()
+		c.Ready = c.Ready && s.counted[p].Load()
+	}
+	return c
+}
+
+// PartitionCounts returns the counts of one partition.
+func (s *Store) PartitionCounts(p ring.Partition) Counts {
+	return Counts{Live: s.live[p].Load(), Tombstones: s.tombs[p].Load(), Ready: s.counted[p].Load()}
+}
+
+// countLoop counts each partition once at start-up, with the partition's
+// writes held off for the few milliseconds it takes, so that the counters
+// are exact from then on.
+func (s *Store) countLoop() {
+	defer s.wg.Done()
+	for p := range s.opts.Partitions {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		unlock := s.LockPartition(ring.Partition(p))
+		var live, tombs int64
+		err := s.ScanPartition(ring.Partition(p), 0, uint32(s.opts.Segments), func(e Entry) bool {
+			if e.Object.Deleted() {
+				tombs++
+			} else {
+				live++
+			}
+			return true
+		})
+		if err == nil {
+			s.live[p].Store(live)
+			s.tombs[p].Store(tombs)
+			s.counted[p].Store(true)
+		}
+		unlock()
+		if err != nil {
+			if !errors.Is(err, ErrClosed) {
+				s.opts.Logger.Error().Err(err).Int("partition", p).Msg("counting keys")
+			}
+			return
+		}
+	}
+}
+
+func (s *Store) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.db.LogData(nil, pebble.Sync); err != nil && !s.closed.Load() {
+				s.opts.Logger.Error().Err(err).Msg("periodic wal sync")
+			}
+		}
+	}
+}
+
+// Flush makes everything written so far durable (whatever the sync mode).
+func (s *Store) Flush() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.db.LogData(nil, pebble.Sync)
+}
+
+func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+// Meta returns the metadata value under name, or nil when absent.
+func (s *Store) Meta(name string) ([]byte, error) {
+	v, closer, err := s.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: meta %s: %w", name, err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+// SetMeta durably sets the metadata value under name.
+func (s *Store) SetMeta(name string, value []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.db.Set(metaKey(name), value, pebble.Sync)
+}
+
+// Close flushes and closes the database and waits for background work.
+// It is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.stop)
+	s.wg.Wait()
+	// Writers hold stripes while they use the DB: take them all so none is
+	// mid-write when Pebble closes.
+	for i := range s.stripes {
+		s.stripes[i].Lock()
+	}
+	defer func() {
+		for i := range s.stripes {
+			s.stripes[i].Unlock()
+		}
+	}()
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		s.opts.Logger.Warn().Err(err).Msg("final wal sync")
+	}
+	return s.db.Close()
+}
+
+// pebbleLogger routes Pebble's log lines to zerolog.
+type pebbleLogger struct{ l zerolog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug().Str("component", "pebble").Msgf(format, args...)
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error().Str("component", "pebble").Msgf(format, args...)
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Fatal().Str("component", "pebble").Msgf(format, args...)
+}

@@ -1,0 +1,367 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/goleak"
+
+	"github.com/mnemo-kv/mnemo/internal/testutil"
+	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/ring"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func openMem(t testing.TB, fs vfs.FS, opts Options) *Store {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = "/data"
+	}
+	if opts.NodeID == "" {
+		opts.NodeID = "n1"
+	}
+	opts.FS = fs
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+// waitCounted polls until the start-up count has run.
+func waitCounted(t testing.TB, s *Store) Counts {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, "counted", func() (bool, string) {
+		c := s.Counts()
+		return c.Ready, fmt.Sprintf("%+v", c)
+	})
+	return s.Counts()
+}
+
+func values(o *version.Object) []string {
+	out := []string{}
+	if o == nil {
+		return out
+	}
+	for _, s := range o.Siblings {
+		if s.Tombstone {
+			out = append(out, "<tombstone>")
+		} else {
+			out = append(out, string(s.Value))
+		}
+	}
+	return out
+}
+
+func TestPutGetSiblingsAndContext(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{})
+	defer s.Close()
+	key := []byte("k")
+	if _, err := s.Get(key); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get absent: %v", err)
+	}
+	o1, err := s.Put(PutRequest{Key: key, Value: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(PutRequest{Key: key, Value: []byte("b")}); err != nil { // blind: a sibling
+		t.Fatal(err)
+	}
+	got, err := s.Get(key)
+	if err != nil || strings.Join(values(got), ",") != "a,b" {
+		t.Fatalf("after two blind puts: %v %v", values(got), err)
+	}
+	// With the context of the first write only, "a" goes and "b" stays.
+	o3, err := s.Put(PutRequest{Key: key, Value: []byte("c"), Context: o1.Context})
+	if err != nil || strings.Join(values(o3), ",") != "b,c" {
+		t.Fatalf("put with o1's context: %v %v", values(o3), err)
+	}
+	// SupersedeLocal replaces everything held here.
+	o4, err := s.Put(PutRequest{Key: key, Value: []byte("d"), SupersedeLocal: true})
+	if err != nil || strings.Join(values(o4), ",") != "d" {
+		t.Fatalf("supersede local: %v %v", values(o4), err)
+	}
+	del, err := s.Put(PutRequest{Key: key, Tombstone: true, Context: o4.Context})
+	if err != nil || !del.Deleted() {
+		t.Fatalf("delete: %v %v", values(del), err)
+	}
+	if got, _ := s.Get(key); !got.Deleted() {
+		t.Fatalf("tombstone not stored: %v", values(got))
+	}
+}
+
+func TestMergeWritesOnlyChanges(t *testing.T) {
+	fs := vfs.NewMem()
+	a := openMem(t, fs, Options{Dir: "/a", NodeID: "a"})
+	defer a.Close()
+	b := openMem(t, fs, Options{Dir: "/b", NodeID: "b"})
+	defer b.Close()
+	key := []byte("k")
+	oa, _ := a.Put(PutRequest{Key: key, Value: []byte("from-a")})
+	ob, _ := b.Put(PutRequest{Key: key, Value: []byte("from-b")})
+	m, changed, err := a.Merge(key, ob)
+	if err != nil || !changed || strings.Join(values(m), ",") != "from-a,from-b" {
+		t.Fatalf("merge concurrent: %v changed=%v err=%v", values(m), changed, err)
+	}
+	if _, changed, _ := a.Merge(key, ob); changed {
+		t.Fatal("merging the same object twice changed the store")
+	}
+	if _, changed, _ := a.Merge(key, oa); changed {
+		t.Fatal("merging an older object changed the store")
+	}
+}
+
+func TestLimits(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{MaxKeySize: 8, MaxValueSize: 16})
+	defer s.Close()
+	for _, tc := range []struct {
+		req  PutRequest
+		want error
+	}{
+		{PutRequest{Key: nil, Value: []byte("v")}, ErrEmptyKey},
+		{PutRequest{Key: []byte("123456789"), Value: []byte("v")}, ErrKeyTooLarge},
+		{PutRequest{Key: []byte("k"), Value: make([]byte, 17)}, ErrValueTooLarge},
+	} {
+		if _, err := s.Put(tc.req); !errors.Is(err, tc.want) {
+			t.Errorf("put %q (%d bytes): %v, want %v", tc.req.Key, len(tc.req.Value), err, tc.want)
+		}
+	}
+	if _, err := s.Put(PutRequest{Key: []byte("12345678"), Value: make([]byte, 16)}); err != nil {
+		t.Errorf("put at the limits: %v", err)
+	}
+}
+
+func TestEpochAndLayoutPersist(t *testing.T) {
+	fs := vfs.NewMem()
+	s := openMem(t, fs, Options{})
+	if !s.Fresh() {
+		t.Fatal("new directory not fresh")
+	}
+	epoch, actor := s.Epoch(), s.Actor()
+	if _, err := s.Put(PutRequest{Key: []byte("k"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = openMem(t, fs, Options{})
+	if s.Fresh() || s.Epoch() != epoch || s.Actor() != actor {
+		t.Fatalf("reopen: fresh=%v epoch %s (was %s)", s.Fresh(), s.Epoch(), epoch)
+	}
+	if got, err := s.Get([]byte("k")); err != nil || values(got)[0] != "v" {
+		t.Fatalf("data lost on reopen: %v", err)
+	}
+	s.Close()
+
+	if _, err := Open(Options{Dir: "/data", FS: fs, NodeID: "n1", Partitions: 64}); !errors.Is(err, ErrLayoutMismatch) {
+		t.Fatalf("open with other partitions: %v", err)
+	}
+
+	// An empty directory is a new epoch: counters restart under a new actor.
+	s2 := openMem(t, fs, Options{Dir: "/wiped"})
+	defer s2.Close()
+	if s2.Epoch() == epoch || s2.Actor() == actor || s2.Actor().Node() != "n1" {
+		t.Fatalf("wiped dir reused epoch %s / actor %s", s2.Epoch(), s2.Actor())
+	}
+}
+
+func TestCountsAndScan(t *testing.T) {
+	fs := vfs.NewMem()
+	s := openMem(t, fs, Options{Partitions: 16, Segments: 8})
+	waitCounted(t, s)
+	for i := range 200 {
+		key := []byte(fmt.Sprint("key-", i))
+		o, err := s.Put(PutRequest{Key: key, Value: []byte("v")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			if _, err := s.Put(PutRequest{Key: key, Tombstone: true, Context: o.Context}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if c := s.Counts(); c.Live != 180 || c.Tombstones != 20 {
+		t.Fatalf("counts %+v, want 180 live and 20 tombstones", c)
+	}
+	// Every key is found by scanning its own partition and segment.
+	seen := 0
+	for p := range 16 {
+		err := s.ScanPartition(ring.Partition(p), 0, 8, func(e Entry) bool {
+			gp, gseg := s.Locate(e.Key)
+			if gp != ring.Partition(p) || gseg != e.Segment {
+				t.Errorf("key %q in partition %d segment %d, located at %d/%d", e.Key, p, e.Segment, gp, gseg)
+			}
+			seen++
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen != 200 {
+		t.Fatalf("scanned %d keys, want 200", seen)
+	}
+	s.Close()
+
+	s = openMem(t, fs, Options{Partitions: 16, Segments: 8})
+	defer s.Close()
+	if c := waitCounted(t, s); c.Live != 180 || c.Tombstones != 20 {
+		t.Fatalf("counts after reopen %+v", c)
+	}
+}
+
+// Concurrent blind writes to one key must each become a sibling: the
+// read-modify-write is atomic per key, so no write is lost.
+func TestConcurrentPutsLoseNothing(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{Sync: SyncNone})
+	defer s.Close()
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := s.Put(PutRequest{Key: []byte("hot"), Value: []byte(fmt.Sprint(w, "-", i))}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	o, err := s.Get([]byte("hot"))
+	if err != nil || len(o.Siblings) != writers*each {
+		t.Fatalf("%d siblings, want %d (err %v)", len(o.Siblings), writers*each, err)
+	}
+}
+
+type recordingObserver struct {
+	mu      sync.Mutex
+	changes []string
+}
+
+func (r *recordingObserver) Changed(p ring.Partition, seg uint32, key []byte, before, after *version.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes = append(r.changes, fmt.Sprintf("%s:%v->%v", key, values(before), values(after)))
+}
+
+func TestObserverSeesEveryChange(t *testing.T) {
+	obs := &recordingObserver{}
+	s := openMem(t, vfs.NewMem(), Options{Observer: obs})
+	defer s.Close()
+	o, _ := s.Put(PutRequest{Key: []byte("k"), Value: []byte("a")})
+	s.Merge([]byte("k"), o) // no change: not observed
+	s.Put(PutRequest{Key: []byte("k"), Value: []byte("b"), Context: o.Context})
+	want := []string{"k:[]->[a]", "k:[a]->[b]"}
+	if strings.Join(obs.changes, " ") != strings.Join(want, " ") {
+		t.Fatalf("observed %v, want %v", obs.changes, want)
+	}
+}
+
+func TestLockPartitionBlocksWritesOnlyThere(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{Partitions: 16})
+	defer s.Close()
+	var inP, other []byte
+	for i := 0; inP == nil || other == nil; i++ {
+		k := []byte(fmt.Sprint("k", i))
+		if p, _ := s.Locate(k); p == 3 {
+			inP = k
+		} else {
+			other = k
+		}
+	}
+	unlock := s.LockPartition(3)
+	done := make(chan struct{})
+	go func() {
+		s.Put(PutRequest{Key: inP, Value: []byte("v")})
+		close(done)
+	}()
+	if _, err := s.Put(PutRequest{Key: other, Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		t.Fatal("write to a locked partition went through")
+	default:
+	}
+	unlock()
+	<-done
+}
+
+func TestRealDiskReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := bytes.Repeat([]byte("x"), 1000)
+	for i := range 100 {
+		if _, err := s.Put(PutRequest{Key: []byte(fmt.Sprint(i)), Value: val}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = Open(Options{Dir: dir, NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c := waitCounted(t, s); c.Live != 100 {
+		t.Fatalf("live after reopen: %+v", c)
+	}
+}
+
+func BenchmarkPut(b *testing.B) {
+	for _, mode := range []SyncMode{SyncNone, SyncAlways} {
+		b.Run(mode.String(), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), NodeID: "n1", Sync: mode})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			val := bytes.Repeat([]byte("v"), 100)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					i++
+					if _, err := s.Put(PutRequest{Key: fmt.Appendf(nil, "key-%d-%p", i, pb), Value: val}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	s, err := Open(Options{Dir: b.TempDir(), NodeID: "n1", Sync: SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	val := bytes.Repeat([]byte("v"), 100)
+	const n = 10000
+	for i := range n {
+		s.Put(PutRequest{Key: fmt.Appendf(nil, "key-%d", i), Value: val})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := s.Get(fmt.Appendf(nil, "key-%d", i%n)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
