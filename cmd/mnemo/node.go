@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mnemo-kv/mnemo/node"
+)
+
+func nodeCmd() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node",
+		Long: `Run a mnemo node until SIGINT or SIGTERM.
+
+Every setting is a flag and may also be set in a config file (--config) as
+"name = value" lines; flags win over the file. A bad value stops start-up
+with one line per bad setting.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			values := map[string]string{}
+			if configFile != "" {
+				fileValues, err := node.ReadConfigFile(configFile)
+				if err != nil {
+					return fmt.Errorf("bad configuration:\n%w", err)
+				}
+				values = fileValues
+			}
+			cmd.Flags().Visit(func(f *pflagFlag) {
+				if f.Name != "config" {
+					values[f.Name] = f.Value.String()
+				}
+			})
+			cfg, err := node.ParseSettings(values)
+			if err != nil {
+				return fmt.Errorf("bad configuration:\n%w", indent(err))
+			}
+			log := newLogger(cfg)
+			n, err := node.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			select {
+			case s := <-sig:
+				log.Info().Str("signal", s.String()).Msg("stopping")
+			case err := <-n.Fatal():
+				log.Error().Err(err).Msg("stopping")
+				n.Close()
+				return err
+			}
+			return n.Close()
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "config file of name = value lines (flags win)")
+	for _, s := range node.Settings() {
+		cmd.Flags().String(s.Name, s.Default, s.Usage)
+	}
+	return cmd
+}
+
+// indent puts each line of a joined error on its own indented line.
+func indent(err error) error {
+	return fmt.Errorf("  %s", replaceAll(err.Error(), "\n", "\n  "))
+}
+
+func newLogger(cfg node.Config) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(cfg.LogLevel)
+	console := cfg.LogFormat == "console" || (cfg.LogFormat == "auto" && isatty.IsTerminal(os.Stderr.Fd()))
+	var l zerolog.Logger
+	if console {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(level).With().Timestamp().Logger()
+}

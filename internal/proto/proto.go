@@ -1,0 +1,175 @@
+// Package proto defines the messages mnemo nodes and clients exchange over
+// internal/wire: one Kind per request type, and the msgpack bodies.
+//
+// One RPC port serves clients (Get, Put, Status) and peers (replica reads
+// and writes, forwarded puts, hints, anti-entropy, transfers). Peer kinds are
+// not part of the client API and may change between releases; the client
+// kinds change only by appending fields.
+//
+// NB: Kind and Mode are wire enums: only append, never renumber or reuse.
+package proto
+
+import "github.com/mnemo-kv/mnemo/internal/wire"
+
+// Request kinds. Wire enum: only append.
+const (
+	// KindPing checks a node answers. Empty body both ways.
+	KindPing wire.Kind = iota + 1
+	// KindGet is a client read: GetRequest -> GetReply.
+	KindGet
+	// KindPut is a client write or delete: PutRequest -> PutReply.
+	KindPut
+	// KindStatus asks for the cluster as one node sees it: StatusRequest -> Status.
+	KindStatus
+	// KindCoordPut is a put forwarded to a home replica to version and
+	// replicate: PutRequest (Forwarded set) -> PutReply.
+	KindCoordPut
+	// KindReplicaPut asks a replica to merge an object: ReplicaPut -> ReplicaPutReply.
+	KindReplicaPut
+	// KindReplicaGet asks a replica for its stored object: ReplicaGet -> ReplicaGetReply.
+	KindReplicaGet
+	// KindNodeInfo asks a peer for its local figures: empty -> NodeInfo.
+	KindNodeInfo
+)
+
+// Mode says how conflicts are resolved. Wire enum: only append.
+type Mode uint8
+
+const (
+	// ModeDefault uses the cluster's --conflicts setting.
+	ModeDefault Mode = iota
+	// ModeSiblings keeps concurrent writes as siblings.
+	ModeSiblings
+	// ModeLWW resolves them last-write-wins: reads return the winner and a
+	// write supersedes every version its versioning replica holds.
+	ModeLWW
+)
+
+// String returns the flag spelling.
+func (m Mode) String() string {
+	switch m {
+	case ModeSiblings:
+		return "siblings"
+	case ModeLWW:
+		return "lww"
+	}
+	return "default"
+}
+
+// GetRequest reads a key.
+type GetRequest struct {
+	Key []byte `msgpack:"k"`
+	// R replies to wait for; 0 means the node's default.
+	R int `msgpack:"r,omitempty"`
+	// N replicas; 0 means the node's default.
+	N int `msgpack:"n,omitempty"`
+	// Strict counts only home replicas toward R (Riak's PR): no fallbacks.
+	Strict bool `msgpack:"s,omitempty"`
+	// Local returns this node's stored copy: no coordination, no repair.
+	Local bool `msgpack:"l,omitempty"`
+	// Mode overrides the cluster's conflict mode for this read.
+	Mode Mode `msgpack:"m,omitempty"`
+	// TimeoutMs bounds the whole request at the coordinator; 0 means the
+	// node's default.
+	TimeoutMs int64 `msgpack:"t,omitempty"`
+	// NoRepair skips read repair for this read (measurements, tests).
+	NoRepair bool `msgpack:"nr,omitempty"`
+	// Tombstones asks for tombstone siblings too (operators, anti-entropy
+	// checks): a deleted key then comes back with Found false and the
+	// tombstones listed.
+	Tombstones bool `msgpack:"ts,omitempty"`
+}
+
+// Sibling is one concurrent value as clients see it.
+type Sibling struct {
+	Value     []byte `msgpack:"v"`
+	Tombstone bool   `msgpack:"d,omitempty"`
+	Timestamp int64  `msgpack:"t"`
+	Actor     string `msgpack:"a"`
+	Counter   uint64 `msgpack:"c"`
+}
+
+// GetReply answers a GetRequest.
+type GetReply struct {
+	// Found is false when no replica holds a live value (never written, or
+	// deleted: a tombstone reads as not found).
+	Found bool `msgpack:"f"`
+	// Siblings are the live values (in lww mode, only the winner).
+	Siblings []Sibling `msgpack:"s,omitempty"`
+	// Context is the opaque causal context to send back with a put that
+	// should supersede what was read.
+	Context []byte `msgpack:"c,omitempty"`
+	// Replies is how many replicas had answered when the read was answered.
+	Replies int `msgpack:"r"`
+}
+
+// PutRequest writes or deletes a key.
+type PutRequest struct {
+	Key   []byte `msgpack:"k"`
+	Value []byte `msgpack:"v,omitempty"`
+	// Context from a previous read; the write supersedes what it covers.
+	// Empty: the write becomes one more sibling (siblings mode).
+	Context []byte `msgpack:"c,omitempty"`
+	// Delete writes a tombstone. Without a context it supersedes every
+	// version the versioning replica holds.
+	Delete bool `msgpack:"d,omitempty"`
+	// W acks to wait for; 0 means the node's default.
+	W int `msgpack:"w,omitempty"`
+	// N replicas; 0 means the node's default.
+	N int `msgpack:"n,omitempty"`
+	// Strict counts only home replicas toward W (Riak's PW): no fallbacks.
+	Strict bool `msgpack:"s,omitempty"`
+	// Mode overrides the cluster's conflict mode for this write.
+	Mode Mode `msgpack:"m,omitempty"`
+	// Overwrite supersedes every version the versioning replica holds, as
+	// Redis SET does, whatever the mode.
+	Overwrite bool `msgpack:"o,omitempty"`
+	// TimeoutMs bounds the request at the coordinator; 0: node default.
+	TimeoutMs int64 `msgpack:"t,omitempty"`
+	// Forwarded is set by a coordinator that hands the put to a home
+	// replica to version; the receiver versions it itself, never forwards.
+	Forwarded bool `msgpack:"fw,omitempty"`
+}
+
+// PutReply answers a PutRequest.
+type PutReply struct {
+	// Context of the object after the write: a put with it supersedes this
+	// write (and what it superseded).
+	Context []byte `msgpack:"c"`
+	// Acks is how many replicas had acknowledged when the put returned.
+	Acks int `msgpack:"a"`
+}
+
+// QuorumDetail travels in wire.Error.Data with CodeQuorum.
+type QuorumDetail struct {
+	Op     string `msgpack:"o"`
+	Acked  int    `msgpack:"a"`
+	Asked  int    `msgpack:"k"`
+	Needed int    `msgpack:"n"`
+}
+
+// ReplicaPut asks a replica to merge Object (version.Encode) into its copy
+// of Key. HintFor, when set, names the home replica a fallback holds the
+// object for (sloppy quorum): the receiver keeps a hint and hands the object
+// off when that node is back.
+type ReplicaPut struct {
+	Key     []byte `msgpack:"k"`
+	Object  []byte `msgpack:"o"`
+	HintFor string `msgpack:"h,omitempty"`
+}
+
+// ReplicaPutReply acknowledges a ReplicaPut once the merge is durable.
+type ReplicaPutReply struct {
+	Changed bool `msgpack:"c"`
+}
+
+// ReplicaGet asks a replica for its copy of Key.
+type ReplicaGet struct {
+	Key []byte `msgpack:"k"`
+}
+
+// ReplicaGetReply carries the replica's object (version.Encode), if any.
+type ReplicaGetReply struct {
+	Found  bool   `msgpack:"f"`
+	Object []byte `msgpack:"o,omitempty"`
+}

@@ -1,0 +1,401 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/store"
+)
+
+// Config is everything a node is started with. Every field is one setting
+// of `mnemo node` (the flag of the same name, or the key of the same name in
+// a config file); DefaultConfig gives the defaults below.
+type Config struct {
+	// ID names the node; stable across restarts. Default: the host name.
+	ID string
+	// Data is the data directory. Default "./data-<id>".
+	Data string
+	// Zone is the failure zone (rack, AZ); replicas spread across zones.
+	Zone string
+	// Gossip is the memberlist bind address (TCP and UDP). Default 127.0.0.1:7946.
+	Gossip string
+	// RPC is the client and peer RPC address. Default 127.0.0.1:7000.
+	RPC string
+	// HTTP is the admin address (/metrics, /status, /healthz); empty disables it.
+	HTTP string
+	// RESP is the Redis-protocol address; empty disables it.
+	RESP string
+	// Join lists gossip addresses of existing members; empty starts a cluster.
+	Join []string
+	// Partitions is Q, fixed at cluster creation. Default 256.
+	Partitions int
+	// Segments is anti-entropy segments per partition, fixed at creation. Default 1024.
+	Segments int
+	// N, R, W are the request defaults: replicas, read and write quorums. Default 3/2/2.
+	N, R, W int
+	// Sync is the durability mode. Default always (survives kill -9).
+	Sync store.SyncMode
+	// SyncInterval is how often batch mode fsyncs. Default 10ms.
+	SyncInterval time.Duration
+	// Conflicts is the cluster's conflict mode. Default siblings.
+	Conflicts proto.Mode
+	// Timeout bounds a request when the caller sets none. Default 5s.
+	Timeout time.Duration
+	// MaxKeySize and MaxValueSize in bytes. Default 64 KiB and 1 MiB.
+	MaxKeySize, MaxValueSize int
+	// ReadRepair repairs stale replicas after quorum reads. Default true.
+	ReadRepair bool
+	// ReadRepairWait is how long a read keeps collecting replies after
+	// answering, to repair the replicas that were slow. Default 1s.
+	ReadRepairWait time.Duration
+	// CacheSize is Pebble's block cache in bytes. Default 32 MiB.
+	CacheSize int64
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// LogFormat is auto (console on a terminal, else JSON), json or console.
+	LogFormat string
+	// GossipProfile is lan (memberlist's LAN timings) or local (loopback:
+	// deaths seen in about 2 s). Default local when every address is on
+	// loopback, else lan.
+	GossipProfile string
+}
+
+// DefaultConfig returns the defaults documented on Config, for a node id.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		ID:             host,
+		Gossip:         "127.0.0.1:7946",
+		RPC:            "127.0.0.1:7000",
+		Partitions:     ring.DefaultPartitions,
+		Segments:       1024,
+		N:              3,
+		R:              2,
+		W:              2,
+		Sync:           store.SyncAlways,
+		SyncInterval:   10 * time.Millisecond,
+		Conflicts:      proto.ModeSiblings,
+		Timeout:        5 * time.Second,
+		MaxKeySize:     64 << 10,
+		MaxValueSize:   1 << 20,
+		ReadRepair:     true,
+		ReadRepairWait: time.Second,
+		CacheSize:      32 << 20,
+		LogLevel:       "info",
+		LogFormat:      "auto",
+	}
+}
+
+// fieldError is one bad setting.
+type fieldError struct{ name, msg string }
+
+// Validate reports every bad field at once, one line each.
+func (c Config) Validate() error {
+	var errs []error
+	for _, fe := range c.fieldErrors() {
+		errs = append(errs, fmt.Errorf("--%s: %s", fe.name, fe.msg))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) fieldErrors() []fieldError {
+	var errs []fieldError
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fieldError{name, fmt.Sprintf(format, args...)})
+	}
+	if c.ID == "" {
+		bad("id", "must not be empty")
+	} else if strings.ContainsAny(c.ID, "#/ \t\n") || len(c.ID) > 128 {
+		bad("id", "%q must be at most 128 characters without '#', '/' or spaces", c.ID)
+	}
+	if c.Data == "" {
+		bad("data", "must not be empty")
+	}
+	for _, a := range []struct{ name, addr string }{{"gossip", c.Gossip}, {"rpc", c.RPC}, {"http", c.HTTP}, {"resp", c.RESP}} {
+		if a.addr == "" && (a.name == "gossip" || a.name == "rpc") {
+			bad(a.name, "must not be empty")
+		} else if a.addr != "" {
+			if _, _, err := net.SplitHostPort(a.addr); err != nil {
+				bad(a.name, "%q is not host:port", a.addr)
+			}
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("join", "%q is not host:port", j)
+		}
+	}
+	if err := ring.ValidPartitions(c.Partitions); err != nil {
+		bad("partitions", "%d must be a power of two in [1, 65536]", c.Partitions)
+	}
+	if c.Segments < 1 || c.Segments > 1<<16 || c.Segments&(c.Segments-1) != 0 {
+		bad("segments", "%d must be a power of two in [1, 65536]", c.Segments)
+	}
+	if c.N < 1 || c.N > 16 {
+		bad("n", "%d must be in [1, 16]", c.N)
+	}
+	if c.R < 1 || c.R > c.N {
+		bad("r", "%d must be in [1, n=%d]", c.R, c.N)
+	}
+	if c.W < 1 || c.W > c.N {
+		bad("w", "%d must be in [1, n=%d]", c.W, c.N)
+	}
+	if c.Conflicts != proto.ModeSiblings && c.Conflicts != proto.ModeLWW {
+		bad("conflicts", "must be siblings or lww")
+	}
+	if c.Timeout <= 0 {
+		bad("timeout", "%v must be positive", c.Timeout)
+	}
+	if c.SyncInterval <= 0 {
+		bad("sync-interval", "%v must be positive", c.SyncInterval)
+	}
+	if c.MaxKeySize < 1 || c.MaxKeySize > 1<<20 {
+		bad("max-key-size", "%d must be in [1, 1MiB]", c.MaxKeySize)
+	}
+	if c.MaxValueSize < 1 || c.MaxValueSize > 4<<20 {
+		bad("max-value-size", "%d must be in [1, 4MiB] (frames are bounded at 8 MiB)", c.MaxValueSize)
+	}
+	if c.ReadRepairWait < 0 {
+		bad("read-repair-wait", "%v must not be negative", c.ReadRepairWait)
+	}
+	if c.CacheSize < 1<<20 {
+		bad("cache-size", "%d must be at least 1MiB", c.CacheSize)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log-level", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	if !slices.Contains([]string{"auto", "json", "console"}, c.LogFormat) {
+		bad("log-format", "%q must be auto, json or console", c.LogFormat)
+	}
+	if !slices.Contains([]string{"", "lan", "local"}, c.GossipProfile) {
+		bad("gossip-profile", "%q must be lan or local", c.GossipProfile)
+	}
+	return errs
+}
+
+// Setting describes one configuration key: its flag and config-file name,
+// default (as text) and help. Settings lists them for the CLI.
+type Setting struct {
+	Name    string
+	Default string
+	Usage   string
+	apply   func(c *Config, v string) error
+}
+
+// Settings returns every node setting, in help order.
+func Settings() []Setting {
+	d := DefaultConfig()
+	str := func(name, def, usage string, set func(c *Config, v string)) Setting {
+		return Setting{name, def, usage, func(c *Config, v string) error { set(c, v); return nil }}
+	}
+	num := func(name string, def int, usage string, set func(c *Config, v int)) Setting {
+		return Setting{name, strconv.Itoa(def), usage, func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			set(c, n)
+			return nil
+		}}
+	}
+	dur := func(name string, def time.Duration, usage string, set func(c *Config, v time.Duration)) Setting {
+		return Setting{name, def.String(), usage, func(c *Config, v string) error {
+			x, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (like 500ms, 10s, 3h)", v)
+			}
+			set(c, x)
+			return nil
+		}}
+	}
+	size := func(name string, def int64, usage string, set func(c *Config, v int64)) Setting {
+		return Setting{name, FormatSize(def), usage, func(c *Config, v string) error {
+			x, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			set(c, x)
+			return nil
+		}}
+	}
+	boolean := func(name string, def bool, usage string, set func(c *Config, v bool)) Setting {
+		return Setting{name, strconv.FormatBool(def), usage, func(c *Config, v string) error {
+			x, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			set(c, x)
+			return nil
+		}}
+	}
+	return []Setting{
+		str("id", d.ID, "node id, stable across restarts", func(c *Config, v string) { c.ID = v }),
+		str("data", "", "data directory (default ./data-<id>)", func(c *Config, v string) { c.Data = v }),
+		str("zone", "", "failure zone (rack, AZ): replicas spread across zones", func(c *Config, v string) { c.Zone = v }),
+		str("gossip", d.Gossip, "gossip (memberlist) bind address host:port", func(c *Config, v string) { c.Gossip = v }),
+		str("rpc", d.RPC, "client and peer RPC address host:port", func(c *Config, v string) { c.RPC = v }),
+		str("http", "", "admin HTTP address host:port (/metrics, /status, /healthz); empty: off", func(c *Config, v string) { c.HTTP = v }),
+		str("resp", "", "Redis protocol address host:port; empty: off", func(c *Config, v string) { c.RESP = v }),
+		str("join", "", "comma-separated gossip addresses of existing members; empty: new cluster", func(c *Config, v string) {
+			c.Join = nil
+			for _, j := range strings.Split(v, ",") {
+				if j = strings.TrimSpace(j); j != "" {
+					c.Join = append(c.Join, j)
+				}
+			}
+		}),
+		num("partitions", d.Partitions, "partitions Q, a power of two, fixed at cluster creation", func(c *Config, v int) { c.Partitions = v }),
+		num("segments", d.Segments, "anti-entropy segments per partition, fixed at creation", func(c *Config, v int) { c.Segments = v }),
+		num("n", d.N, "replicas per key (default for requests)", func(c *Config, v int) { c.N = v }),
+		num("r", d.R, "read quorum (default for requests)", func(c *Config, v int) { c.R = v }),
+		num("w", d.W, "write quorum (default for requests)", func(c *Config, v int) { c.W = v }),
+		{"sync", d.Sync.String(), "durability: always (fsync before ack, survives kill -9), batch (fsync every sync-interval), none", func(c *Config, v string) error {
+			m, err := store.ParseSyncMode(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not always, batch or none", v)
+			}
+			c.Sync = m
+			return nil
+		}},
+		dur("sync-interval", d.SyncInterval, "fsync interval in batch mode", func(c *Config, v time.Duration) { c.SyncInterval = v }),
+		{"conflicts", d.Conflicts.String(), "conflict mode: siblings (keep concurrent writes) or lww (last write wins)", func(c *Config, v string) error {
+			switch strings.TrimSpace(v) {
+			case "siblings":
+				c.Conflicts = proto.ModeSiblings
+			case "lww":
+				c.Conflicts = proto.ModeLWW
+			default:
+				return fmt.Errorf("%q is not siblings or lww", v)
+			}
+			return nil
+		}},
+		dur("timeout", d.Timeout, "request timeout when the caller sets none", func(c *Config, v time.Duration) { c.Timeout = v }),
+		size("max-key-size", int64(d.MaxKeySize), "largest key", func(c *Config, v int64) { c.MaxKeySize = int(v) }),
+		size("max-value-size", int64(d.MaxValueSize), "largest value", func(c *Config, v int64) { c.MaxValueSize = int(v) }),
+		boolean("read-repair", d.ReadRepair, "repair stale replicas after quorum reads", func(c *Config, v bool) { c.ReadRepair = v }),
+		dur("read-repair-wait", d.ReadRepairWait, "how long a read waits for slow replicas to repair them", func(c *Config, v time.Duration) { c.ReadRepairWait = v }),
+		size("cache-size", d.CacheSize, "Pebble block cache", func(c *Config, v int64) { c.CacheSize = v }),
+		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
+		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),
+		str("gossip-profile", "", "failure-detector timings: lan, or local (loopback; default when all addresses are loopback)", func(c *Config, v string) { c.GossipProfile = v }),
+	}
+}
+
+// ParseSettings builds a Config from the defaults and the given values
+// (setting name -> text). Every unknown name and bad value is reported, one
+// line each, and then Validate runs, so one start-up shows every mistake.
+func ParseSettings(values map[string]string) (Config, error) {
+	c := DefaultConfig()
+	known := map[string]Setting{}
+	for _, s := range Settings() {
+		known[s.Name] = s
+	}
+	var errs []error
+	failed := map[string]bool{}
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		s, ok := known[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown setting", name))
+			continue
+		}
+		if err := s.apply(&c, values[name]); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
+			failed[name] = true
+		}
+	}
+	if c.Data == "" && c.ID != "" {
+		c.Data = "./data-" + c.ID
+	}
+	// Settings that failed to parse kept their defaults; checking those
+	// would only confuse, so report the rest.
+	for _, fe := range c.fieldErrors() {
+		if !failed[fe.name] {
+			errs = append(errs, fmt.Errorf("--%s: %s", fe.name, fe.msg))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// ReadConfigFile reads a config file of "key = value" lines (a flat TOML
+// subset: '#' starts a comment, values may be quoted). Keys are the setting
+// names. Errors name the file and line.
+func ReadConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	var errs []error
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(text, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s:%d: expected key = value, got %q", path, line, text))
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if i := strings.Index(v, " #"); i >= 0 && !strings.HasPrefix(v, `"`) {
+			v = strings.TrimSpace(v[:i])
+		}
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		out[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("config: %s: %w", path, err))
+	}
+	return out, errors.Join(errs...)
+}
+
+// ParseSize parses a byte size: a number with an optional unit B, KiB, MiB,
+// GiB (or K, M, G, KB, MB, GB, all powers of 1024).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
+		i--
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (like 512, 64KiB, 1MiB)", s)
+	}
+	mult := map[string]int64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+		"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q has an unknown unit (use B, KiB, MiB, GiB)", s)
+	}
+	return n * mult, nil
+}
+
+// FormatSize prints a byte size the way ParseSize reads it.
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,562 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/internal/wire"
+	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/store"
+)
+
+// QuorumError is a read or write that did not hear from enough replicas.
+type QuorumError struct {
+	Op      string // "get", "put" or "delete"
+	Acked   int    // replicas that answered (acknowledged a write, replied to a read)
+	Asked   int    // replicas the request was sent to
+	Needed  int    // R or W
+	Timeout bool   // the deadline ended the wait
+	// Unreachable is how many home replicas had no live node to stand in
+	// for them (dead, and no live fallback or a strict request).
+	Unreachable int
+}
+
+func (e *QuorumError) Error() string {
+	verb := "acknowledged"
+	if e.Op == "get" {
+		verb = "answered"
+	}
+	msg := fmt.Sprintf("%s %s by %d of %d replicas asked, %d needed", e.Op, verb, e.Acked, e.Asked, e.Needed)
+	if e.Unreachable > 0 {
+		msg += fmt.Sprintf(" (%d home replicas unreachable)", e.Unreachable)
+	}
+	if e.Timeout {
+		return "node: timed out: " + msg
+	}
+	return "node: quorum failed: " + msg
+}
+
+// target is one replica a request goes to: a home replica, or a fallback
+// standing in for the dead home replica HintFor (sloppy quorum).
+type target struct {
+	id      ring.NodeID
+	hintFor ring.NodeID
+}
+
+func (t target) home() bool { return t.hintFor == "" }
+
+// plan picks the replicas for a request on partition p: each live home
+// replica, and for each dead one the next live fallback in preference order
+// unless strict. This node, when it is a fallback, stands in first: it may
+// already hold the object (it versioned it). missing counts home replicas
+// with no stand-in.
+func (n *Node) plan(v *view, p ring.Partition, nrep int, strict bool) (targets []target, missing int) {
+	pref := v.ring.PreferenceList(p, nrep)
+	home := pref[:min(nrep, len(pref))]
+	var spare []ring.NodeID
+	if !strict {
+		for _, id := range pref[len(home):] {
+			if n.alive(id) {
+				spare = append(spare, id)
+			}
+		}
+		if i := slices.Index(spare, n.self); i > 0 {
+			spare = append(append([]ring.NodeID{n.self}, spare[:i]...), spare[i+1:]...)
+		}
+	}
+	for _, h := range home {
+		switch {
+		case n.alive(h):
+			targets = append(targets, target{id: h})
+		case len(spare) > 0:
+			targets = append(targets, target{id: spare[0], hintFor: h})
+			spare = spare[1:]
+		default:
+			missing++
+		}
+	}
+	// A ring smaller than N leaves replicas no node can hold.
+	missing += nrep - len(home)
+	return targets, missing
+}
+
+// quorum resolves a request's N and R or W against the node defaults.
+func (n *Node) quorum(reqN, reqQ, defQ int, name string) (nrep, q int, err error) {
+	nrep, q = n.cfg.N, defQ
+	if reqN != 0 {
+		nrep = reqN
+	}
+	if reqQ != 0 {
+		q = reqQ
+	}
+	if nrep < 1 || nrep > 16 {
+		return 0, 0, wire.Errorf(wire.CodeBadRequest, "n=%d must be in [1, 16]", nrep)
+	}
+	if q < 1 || q > nrep {
+		return 0, 0, wire.Errorf(wire.CodeBadRequest, "%s=%d must be in [1, n=%d]", name, q, nrep)
+	}
+	return nrep, q, nil
+}
+
+func (n *Node) withTimeout(ctx context.Context, ms int64) (context.Context, context.CancelFunc) {
+	d := n.cfg.Timeout
+	if ms > 0 {
+		d = time.Duration(ms) * time.Millisecond
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (n *Node) mode(m proto.Mode) proto.Mode {
+	if m == proto.ModeDefault {
+		return n.cfg.Conflicts
+	}
+	return m
+}
+
+func (n *Node) handlePut(ctx context.Context, payload []byte) (any, error) {
+	var req proto.PutRequest
+	if err := decode(payload, &req); err != nil {
+		return nil, err
+	}
+	op := "put"
+	if req.Delete {
+		op = "delete"
+	}
+	start := time.Now()
+	reply, err := n.Put(ctx, &req)
+	n.metrics.observe(op, start, err)
+	return reply, err
+}
+
+// Put coordinates a write: it forwards to a home replica unless this node
+// is one, versions the write there, sends the new object to the other
+// replicas and returns once W of them (this one included) have it durably.
+func (n *Node) Put(ctx context.Context, req *proto.PutRequest) (*proto.PutReply, error) {
+	if err := n.store.CheckKey(req.Key); err != nil {
+		return nil, err
+	}
+	if !req.Delete {
+		if err := n.store.CheckValue(req.Value); err != nil {
+			return nil, err
+		}
+	}
+	nrep, w, err := n.quorum(req.N, req.W, n.cfg.W, "w")
+	if err != nil {
+		return nil, err
+	}
+	vv, err := version.DecodeVV(req.Context)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "bad context: %v", err)
+	}
+	ctx, cancel := n.withTimeout(ctx, req.TimeoutMs)
+	defer cancel()
+
+	v := n.view.Load()
+	p := v.ring.PartitionForKey(req.Key)
+	home := v.ring.Home(p, nrep)
+	if len(home) == 0 {
+		return nil, wire.Errorf(wire.CodeUnavailable, "the ring has no members yet")
+	}
+	if !req.Forwarded && !slices.Contains(home, n.self) {
+		// Puts are versioned by a home replica: hand it to the first live one.
+		fwd := *req
+		fwd.Forwarded = true
+		body, err := wire.Marshal(&fwd)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range home {
+			if !n.alive(h) {
+				continue
+			}
+			addr := v.members[h].RPCAddr
+			_, resp, err := n.pool.Call(ctx, addr, proto.KindCoordPut, body)
+			if err == nil {
+				var reply proto.PutReply
+				if err := wire.Unmarshal(resp, &reply); err != nil {
+					return nil, fmt.Errorf("node: reply from %s: %w", h, err)
+				}
+				return &reply, nil
+			}
+			var we *wire.Error
+			if errors.As(err, &we) || ctx.Err() != nil {
+				return nil, err // the home replica answered (or time is up)
+			}
+			n.log.Debug().Err(err).Str("peer", string(h)).Msg("forward failed; trying the next home replica")
+		}
+		if req.Strict {
+			return nil, &QuorumError{Op: opName(req), Asked: 0, Needed: w, Unreachable: len(home)}
+		}
+		// No home replica reachable: version here and let sloppy quorum
+		// place the copies.
+	}
+	return n.coordinatePut(ctx, v, p, nrep, w, req, vv)
+}
+
+func opName(req *proto.PutRequest) string {
+	if req.Delete {
+		return "delete"
+	}
+	return "put"
+}
+
+// coordinatePut versions the write locally and replicates it.
+func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nrep, w int, req *proto.PutRequest, vv version.VV) (*proto.PutReply, error) {
+	mode := n.mode(req.Mode)
+	obj, err := n.store.Put(store.PutRequest{
+		Key:            req.Key,
+		Value:          req.Value,
+		Tombstone:      req.Delete,
+		Context:        vv,
+		SupersedeLocal: mode == proto.ModeLWW || req.Overwrite || (req.Delete && len(vv) == 0),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply := &proto.PutReply{Context: version.EncodeVV(obj.Context)}
+	targets, missing := n.plan(v, p, nrep, req.Strict)
+	enc := version.Encode(obj)
+
+	acks := 0
+	results := make(chan error, len(targets))
+	sent := 0
+	for _, t := range targets {
+		if t.id == n.self {
+			// The local copy is already durable. A non-home coordinator
+			// holds it for a dead home replica.
+			if !t.home() {
+				n.storeHint(t.hintFor, req.Key, obj)
+			}
+			acks++
+			continue
+		}
+		sent++
+		n.replicate(v, t, req.Key, enc, results)
+	}
+	if acks >= w {
+		reply.Acks = acks
+		return reply, nil
+	}
+	for got := 0; got < sent; got++ {
+		select {
+		case err := <-results:
+			if err == nil {
+				acks++
+				if acks >= w {
+					reply.Acks = acks
+					return reply, nil
+				}
+			}
+		case <-ctx.Done():
+			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Timeout: true, Unreachable: missing}
+		}
+	}
+	n.metrics.quorumFailures.WithLabelValues(opName(req)).Inc()
+	return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Unreachable: missing}
+}
+
+// replicate sends an object to one replica in the background; the result
+// goes to done (buffered by the caller). The send outlives the request: a
+// write acknowledged at W still reaches every replica it can.
+func (n *Node) replicate(v *view, t target, key, enc []byte, done chan<- error) {
+	body, err := wire.Marshal(&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)})
+	if err != nil {
+		done <- err
+		return
+	}
+	addr := v.members[t.id].RPCAddr
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
+		defer cancel()
+		_, _, err := n.pool.Call(ctx, addr, proto.KindReplicaPut, body)
+		if err != nil {
+			n.log.Debug().Err(err).Str("peer", string(t.id)).Msg("replicate")
+		}
+		done <- err
+	}()
+}
+
+// storeHint keeps a hint that this node holds key's object for a dead home
+// replica. Hinted handoff (a later subsystem) replays it; until then the
+// fallback copy is found by reads that go to fallbacks, and anti-entropy
+// repairs the home replica.
+func (n *Node) storeHint(forID ring.NodeID, key []byte, obj *version.Object) {
+	if n.hints != nil {
+		if err := n.hints.Add(forID, key, obj); err != nil {
+			n.log.Error().Err(err).Str("for", string(forID)).Msg("store hint")
+		}
+	}
+}
+
+func (n *Node) handleGet(ctx context.Context, payload []byte) (any, error) {
+	var req proto.GetRequest
+	if err := decode(payload, &req); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	reply, err := n.Get(ctx, &req)
+	op := "get"
+	if req.Local {
+		op = "get_local"
+	}
+	n.metrics.observe(op, start, err)
+	return reply, err
+}
+
+// readResult is one replica's answer to a read.
+type readResult struct {
+	t   target
+	obj *version.Object // nil: the replica holds nothing
+	err error
+}
+
+// Get coordinates a read: it asks the replicas, answers once R have
+// replied with their merge, and repairs stale replicas afterwards.
+func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply, error) {
+	if err := n.store.CheckKey(req.Key); err != nil {
+		return nil, err
+	}
+	mode := n.mode(req.Mode)
+	if req.Local {
+		obj, err := n.store.Get(req.Key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return getReply(obj, mode, 1, req.Tombstones), nil
+	}
+	nrep, r, err := n.quorum(req.N, req.R, n.cfg.R, "r")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := n.withTimeout(ctx, req.TimeoutMs)
+	defer cancel()
+
+	v := n.view.Load()
+	p := v.ring.PartitionForKey(req.Key)
+	targets, missing := n.plan(v, p, nrep, req.Strict)
+	if len(targets) == 0 {
+		return nil, &QuorumError{Op: "get", Needed: r, Unreachable: missing}
+	}
+	body, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key})
+	if err != nil {
+		return nil, err
+	}
+	results := make(chan readResult, len(targets))
+	for _, t := range targets {
+		if t.id == n.self {
+			obj, err := n.store.Get(req.Key)
+			if errors.Is(err, store.ErrNotFound) {
+				err = nil
+			}
+			results <- readResult{t: t, obj: obj, err: err}
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			// The replica reads outlive the request by ReadRepairWait so
+			// that slow replicas can still be repaired.
+			rctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout+n.cfg.ReadRepairWait)
+			defer cancel()
+			results <- n.replicaGet(rctx, v, t, body)
+		}()
+	}
+
+	var got []readResult
+	ok := 0
+	var merged *version.Object
+	for len(got) < len(targets) && ok < r {
+		select {
+		case res := <-results:
+			got = append(got, res)
+			if res.err == nil {
+				ok++
+				merged = version.Merge(merged, res.obj)
+			}
+		case <-ctx.Done():
+			n.metrics.quorumFailures.WithLabelValues("get").Inc()
+			n.repairLater(v, req, targets, got, results, merged)
+			return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: missing}
+		}
+	}
+	n.repairLater(v, req, targets, got, results, merged)
+	if ok < r {
+		n.metrics.quorumFailures.WithLabelValues("get").Inc()
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: missing}
+	}
+	return getReply(merged, mode, ok, req.Tombstones), nil
+}
+
+func (n *Node) replicaGet(ctx context.Context, v *view, t target, body []byte) readResult {
+	_, resp, err := n.pool.Call(ctx, v.members[t.id].RPCAddr, proto.KindReplicaGet, body)
+	if err != nil {
+		return readResult{t: t, err: err}
+	}
+	var rep proto.ReplicaGetReply
+	if err := wire.Unmarshal(resp, &rep); err != nil {
+		return readResult{t: t, err: err}
+	}
+	if !rep.Found {
+		return readResult{t: t}
+	}
+	obj, err := version.Decode(rep.Object)
+	return readResult{t: t, obj: obj, err: err}
+}
+
+// repairLater collects the replies still outstanding for a while, then
+// sends the merged object to every home replica that was stale or missing
+// it. Repairs merge on arrival; they never create a version.
+func (n *Node) repairLater(v *view, req *proto.GetRequest, targets []target, got []readResult, pending <-chan readResult, merged *version.Object) {
+	if !n.cfg.ReadRepair || req.NoRepair {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		timer := time.NewTimer(n.cfg.ReadRepairWait)
+		defer timer.Stop()
+	collect:
+		for len(got) < len(targets) {
+			select {
+			case res := <-pending:
+				got = append(got, res)
+				if res.err == nil {
+					merged = version.Merge(merged, res.obj)
+				}
+			case <-timer.C:
+				break collect
+			case <-n.bg.Done():
+				return
+			}
+		}
+		if merged.IsEmpty() {
+			return
+		}
+		var enc []byte
+		for _, res := range got {
+			if res.err != nil || !res.t.home() || version.Equal(res.obj, merged) {
+				continue
+			}
+			if res.t.id == n.self {
+				if _, changed, err := n.store.Merge(req.Key, merged); err == nil && changed {
+					n.metrics.readRepairs.Inc()
+				}
+				continue
+			}
+			if enc == nil {
+				enc = version.Encode(merged)
+			}
+			body, err := wire.Marshal(&proto.ReplicaPut{Key: req.Key, Object: enc})
+			if err != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
+			_, _, err = n.pool.Call(ctx, v.members[res.t.id].RPCAddr, proto.KindReplicaPut, body)
+			cancel()
+			if err == nil {
+				n.metrics.readRepairs.Inc()
+				n.log.Debug().Str("peer", string(res.t.id)).Bytes("key", req.Key).Msg("read repair")
+			}
+		}
+	}()
+}
+
+// getReply turns a (merged) object into what the client sees.
+func getReply(obj *version.Object, mode proto.Mode, replies int, tombstones bool) *proto.GetReply {
+	reply := &proto.GetReply{Replies: replies}
+	if obj.IsEmpty() {
+		return reply
+	}
+	reply.Context = version.EncodeVV(obj.Context)
+	sib := func(s version.Sibling) proto.Sibling {
+		return proto.Sibling{Value: s.Value, Tombstone: s.Tombstone, Timestamp: s.Timestamp, Actor: string(s.Dot.Actor), Counter: s.Dot.Counter}
+	}
+	if mode == proto.ModeLWW {
+		if w, ok := obj.Winner(); ok && (!w.Tombstone || tombstones) {
+			reply.Found = !w.Tombstone
+			reply.Siblings = []proto.Sibling{sib(w)}
+		}
+		return reply
+	}
+	for _, s := range obj.Siblings {
+		if !s.Tombstone {
+			reply.Found = true
+		}
+		if !s.Tombstone || tombstones {
+			reply.Siblings = append(reply.Siblings, sib(s))
+		}
+	}
+	return reply
+}
+
+func (n *Node) handleReplicaPut(ctx context.Context, payload []byte) (any, error) {
+	var req proto.ReplicaPut
+	if err := decode(payload, &req); err != nil {
+		return nil, err
+	}
+	obj, err := version.Decode(req.Object)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	for _, s := range obj.Siblings {
+		if err := n.store.CheckValue(s.Value); err != nil {
+			return nil, err
+		}
+	}
+	_, changed, err := n.store.Merge(req.Key, obj)
+	if err != nil {
+		return nil, err
+	}
+	if req.HintFor != "" {
+		n.storeHint(ring.NodeID(req.HintFor), req.Key, obj)
+	}
+	return &proto.ReplicaPutReply{Changed: changed}, nil
+}
+
+func (n *Node) handleReplicaGet(ctx context.Context, payload []byte) (any, error) {
+	var req proto.ReplicaGet
+	if err := decode(payload, &req); err != nil {
+		return nil, err
+	}
+	obj, err := n.store.Get(req.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return &proto.ReplicaGetReply{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &proto.ReplicaGetReply{Found: true, Object: version.Encode(obj)}, nil
+}
+
+// toWireError maps the node's and store's errors to wire codes.
+func toWireError(err error) error {
+	var we *wire.Error
+	var qe *QuorumError
+	switch {
+	case errors.As(err, &we):
+		return we
+	case errors.As(err, &qe):
+		code := wire.CodeQuorum
+		if qe.Timeout {
+			code = wire.CodeTimeout
+		}
+		data, _ := wire.Marshal(&proto.QuorumDetail{Op: qe.Op, Acked: qe.Acked, Asked: qe.Asked, Needed: qe.Needed})
+		return &wire.Error{Code: code, Msg: qe.Error(), Data: data}
+	case errors.Is(err, store.ErrKeyTooLarge), errors.Is(err, store.ErrValueTooLarge):
+		return wire.Errorf(wire.CodeTooLarge, "%v", err)
+	case errors.Is(err, store.ErrEmptyKey):
+		return wire.Errorf(wire.CodeBadRequest, "%v", err)
+	case errors.Is(err, store.ErrClosed), errors.Is(err, ErrClosed):
+		return wire.Errorf(wire.CodeUnavailable, "%v", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return wire.Errorf(wire.CodeTimeout, "%v", err)
+	}
+	return wire.Errorf(wire.CodeInternal, "%v", err)
+}

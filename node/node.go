@@ -1,0 +1,448 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/gossip"
+	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/internal/wire"
+	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/store"
+)
+
+// Version is the build's version, set with -ldflags at build time.
+var Version = "dev"
+
+// ErrClosed is returned by requests served while the node shuts down.
+var ErrClosed = errors.New("node: closed")
+
+// view is an immutable snapshot of the ring as this node knows it. A new one
+// is published whenever the ring state changes; requests load it once.
+type view struct {
+	state   ring.State
+	ring    *ring.Ring // the members that own data: active and leaving
+	members map[ring.NodeID]ring.Member
+}
+
+// hintSink is where a fallback records that it holds key's object for the
+// dead home replica forID, to hand it off when that node is back.
+type hintSink interface {
+	Add(forID ring.NodeID, key []byte, obj *version.Object) error
+}
+
+// handler serves one request kind.
+type handler func(ctx context.Context, payload []byte) (any, error)
+
+// Node is one running mnemo node. New starts it; Close stops it.
+type Node struct {
+	cfg     Config
+	log     zerolog.Logger
+	self    ring.NodeID
+	store   *store.Store
+	// gsp is set once gossip starts; RPC serves before that, so it is read
+	// atomically (nil until then).
+	gsp     atomic.Pointer[gossip.Gossip]
+	pool    *wire.Pool
+	rpc     *wire.Server
+	rpcLn   net.Listener
+	httpSrv *http.Server
+	httpLn  net.Listener
+	metrics *metrics
+	started time.Time
+
+	// stateMu guards state (the ring-state CRDT) and selfEntry (what this
+	// node wants its own entry to say).
+	stateMu   sync.Mutex
+	state     ring.State
+	selfEntry ring.Member
+
+	view atomic.Pointer[view]
+
+	// handlers is filled before serving starts and read-only after.
+	handlers map[wire.Kind]handler
+
+	// hints keeps what this node holds as a fallback for a dead home
+	// replica (hinted handoff); nil: hints are off.
+	hints hintSink
+
+	// statsSources add subsystems' figures to NodeInfo. Set before serving.
+	statsSources []statsSource
+
+	// rejoinHooks run (on the gossip event goroutine) when a peer is seen
+	// alive again after a death or restart. Set before serving starts.
+	rejoinHooks []func(id ring.NodeID)
+
+	// bg is cancelled by Close; background work (replication after the
+	// quorum is met, read repair) runs under it and is tracked by wg.
+	bg       context.Context
+	cancelBg context.CancelFunc
+	wg       sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+	// fatal receives an error that must stop the node (a ring with another
+	// partition count); see Fatal.
+	fatal chan error
+}
+
+// New opens the node's store, binds its ports, joins the cluster and starts
+// serving. The caller must Close it.
+func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{
+		cfg:      cfg,
+		log:      log.With().Str("node", cfg.ID).Logger(),
+		self:     ring.NodeID(cfg.ID),
+		started:  time.Now(),
+		handlers: map[wire.Kind]handler{},
+		fatal:    make(chan error, 1),
+	}
+	n.bg, n.cancelBg = context.WithCancel(context.Background())
+	n.metrics = newMetrics(n)
+	// On any failure below, undo what was started.
+	defer func() {
+		if err != nil {
+			n.Close()
+			n = nil
+		}
+	}()
+
+	n.store, err = store.Open(store.Options{
+		Dir:          cfg.Data,
+		NodeID:       cfg.ID,
+		Partitions:   cfg.Partitions,
+		Segments:     cfg.Segments,
+		Sync:         cfg.Sync,
+		SyncInterval: cfg.SyncInterval,
+		MaxKeySize:   cfg.MaxKeySize,
+		MaxValueSize: cfg.MaxValueSize,
+		CacheSize:    cfg.CacheSize,
+		Logger:       n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info().Str("data", cfg.Data).Str("epoch", n.store.Epoch()).Bool("fresh", n.store.Fresh()).
+		Str("sync", cfg.Sync.String()).Msg("store open")
+
+	if n.rpcLn, err = net.Listen("tcp", cfg.RPC); err != nil {
+		return nil, fmt.Errorf("node: rpc listen %s: %w", cfg.RPC, err)
+	}
+	if cfg.HTTP != "" {
+		if n.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+			return nil, fmt.Errorf("node: http listen %s: %w", cfg.HTTP, err)
+		}
+	}
+	n.pool = wire.NewPool(wire.ClientConfig{Logger: n.log})
+	n.registerHandlers()
+
+	n.selfEntry = ring.Member{
+		ID:      n.self,
+		Zone:    cfg.Zone,
+		Status:  ring.Active,
+		RPCAddr: n.rpcLn.Addr().String(),
+	}
+	if n.httpLn != nil {
+		n.selfEntry.HTTPAddr = n.httpLn.Addr().String()
+	}
+	n.state = ring.NewState(cfg.Partitions)
+	n.state.Update(n.selfEntry)
+	n.publishView()
+
+	// Serve RPC before joining: peers learn our address from gossip and
+	// may call at once.
+	n.rpc = wire.NewServer(wire.ServerConfig{MaxFrame: wire.DefaultMaxFrame, Logger: n.log}, n.serve)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.rpc.Serve(n.rpcLn); err != nil {
+			n.log.Error().Err(err).Msg("rpc server stopped")
+		}
+	}()
+	if n.httpLn != nil {
+		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error().Err(err).Msg("http server stopped")
+			}
+		}()
+	}
+
+	gcfg := gossip.DefaultConfig()
+	if cfg.GossipProfile == "local" || (cfg.GossipProfile == "" && allLoopback(cfg)) {
+		gcfg = gossip.DefaultLocalConfig()
+	}
+	gcfg.NodeID = cfg.ID
+	gcfg.BindAddr = cfg.Gossip
+	gcfg.Join = cfg.Join
+	gcfg.State = (*stateDelegate)(n)
+	gcfg.Events = (*events)(n)
+	gcfg.Logger = n.log
+	g, err := gossip.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	n.gsp.Store(g)
+	n.stateMu.Lock()
+	n.selfEntry.GossipAddr = g.LocalAddr()
+	n.state.Update(n.selfEntry)
+	n.stateMu.Unlock()
+	n.publishView()
+	g.BroadcastState()
+
+	n.log.Info().Str("rpc", n.RPCAddr()).Str("http", n.HTTPAddr()).Str("gossip", g.LocalAddr()).
+		Strs("join", cfg.Join).Int("partitions", cfg.Partitions).
+		Int("n", cfg.N).Int("r", cfg.R).Int("w", cfg.W).Str("conflicts", cfg.Conflicts.String()).
+		Msg("node started")
+	return n, nil
+}
+
+// allLoopback reports whether every address the node uses is on loopback,
+// where the fast local failure-detector timings are safe.
+func allLoopback(cfg Config) bool {
+	addrs := append([]string{cfg.Gossip, cfg.RPC}, cfg.Join...)
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return false
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
+}
+
+// ID is the node's id.
+func (n *Node) ID() ring.NodeID { return n.self }
+
+// RPCAddr is the bound RPC address.
+func (n *Node) RPCAddr() string { return n.rpcLn.Addr().String() }
+
+// HTTPAddr is the bound admin address, or "" when off.
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}
+
+// GossipAddr is the bound gossip address.
+func (n *Node) GossipAddr() string { return n.gsp.Load().LocalAddr() }
+
+// Store is the node's store (tests and subsystems).
+func (n *Node) Store() *store.Store { return n.store }
+
+// Fatal returns a channel that receives an error when the node can no
+// longer run correctly (it found a cluster with another partition count).
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+// Ring returns the current ring snapshot.
+func (n *Node) Ring() *ring.Ring { return n.view.Load().ring }
+
+// RingState returns a copy of the current ring state.
+func (n *Node) RingState() ring.State { return n.view.Load().state.Clone() }
+
+// alive reports whether a ring member is alive as far as gossip knows; the
+// node itself always is.
+func (n *Node) alive(id ring.NodeID) bool {
+	if id == n.self {
+		return true
+	}
+	g := n.gsp.Load()
+	return g != nil && g.Alive(string(id))
+}
+
+// publishView rebuilds the ring snapshot from the state. Callers must not
+// hold stateMu.
+func (n *Node) publishView() {
+	n.stateMu.Lock()
+	st := n.state.Clone()
+	n.stateMu.Unlock()
+	owners := st.WithStatus(ring.Active, ring.Leaving)
+	r, err := ring.New(st.Partitions, ring.NodesOf(owners))
+	if err != nil {
+		n.log.Error().Err(err).Msg("ring state does not make a ring; keeping the old one")
+		return
+	}
+	v := &view{state: st, ring: r, members: make(map[ring.NodeID]ring.Member, len(st.Members))}
+	for id, m := range st.Members {
+		v.members[id] = m
+	}
+	old := n.view.Swap(v)
+	if old != nil && old.state.Digest() != st.Digest() {
+		n.log.Info().Int("owners", len(owners)).Uint64("digest", st.Digest()).Msg("ring changed")
+	}
+}
+
+// stateDelegate lets gossip carry the ring state.
+type stateDelegate Node
+
+func (d *stateDelegate) LocalState() []byte {
+	n := (*Node)(d)
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	b, err := n.state.Encode()
+	if err != nil {
+		n.log.Error().Err(err).Msg("encode ring state")
+		return nil
+	}
+	return b
+}
+
+func (d *stateDelegate) MergeRemoteState(buf []byte) error {
+	n := (*Node)(d)
+	remote, err := ring.DecodeState(buf)
+	if err != nil {
+		return err
+	}
+	n.stateMu.Lock()
+	changed, err := n.state.Merge(remote)
+	if errors.Is(err, ring.ErrPartitionMismatch) {
+		n.stateMu.Unlock()
+		err = fmt.Errorf("node: the cluster has %d partitions, this node was started with %d: start it with --partitions %d (and an empty data directory) or join another cluster: %w",
+			remote.Partitions, n.cfg.Partitions, remote.Partitions, err)
+		select {
+		case n.fatal <- err:
+		default:
+		}
+		return err
+	}
+	// If a peer holds an older or different entry for us (we restarted and
+	// our version counter went back), re-assert ours above it, as memberlist
+	// refutes with a higher incarnation.
+	reassert := false
+	if cur, ok := n.state.Member(n.self); ok && !sameEntry(cur, n.selfEntry) {
+		n.selfEntry.Version = cur.Version
+		n.state.Update(n.selfEntry)
+		reassert = true
+	}
+	n.stateMu.Unlock()
+	if changed || reassert {
+		n.publishView()
+	}
+	if g := n.gsp.Load(); reassert && g != nil {
+		g.BroadcastState()
+	}
+	return err
+}
+
+// sameEntry compares two member entries, ignoring their versions.
+func sameEntry(a, b ring.Member) bool {
+	a.Version, b.Version = 0, 0
+	return a == b
+}
+
+// events receives gossip's liveness changes.
+type events Node
+
+func (e *events) NodeAlive(m gossip.Member) {
+	n := (*Node)(e)
+	if m.ID != string(n.self) {
+		n.log.Info().Str("peer", m.ID).Str("addr", m.Addr).Msg("peer alive")
+	}
+}
+
+func (e *events) NodeDead(m gossip.Member) {
+	n := (*Node)(e)
+	n.log.Warn().Str("peer", m.ID).Str("state", m.State.String()).Msg("peer dead")
+}
+
+func (e *events) NodeRejoined(m gossip.Member) {
+	n := (*Node)(e)
+	n.log.Info().Str("peer", m.ID).Str("addr", m.Addr).Msg("peer rejoined")
+	for _, h := range n.rejoinHooks {
+		h(ring.NodeID(m.ID))
+	}
+}
+
+func (e *events) NodeUpdated(m gossip.Member) {}
+
+// Close stops serving, leaves gossip without announcing (a stop is a
+// transient failure, not a departure), waits for all background work and
+// closes the store. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if g := n.gsp.Load(); g != nil {
+			errs = append(errs, g.Close())
+		}
+		if n.rpc != nil {
+			errs = append(errs, n.rpc.Close())
+		} else if n.rpcLn != nil {
+			n.rpcLn.Close()
+		}
+		if n.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			errs = append(errs, n.httpSrv.Shutdown(ctx))
+			cancel()
+		} else if n.httpLn != nil {
+			n.httpLn.Close()
+		}
+		n.cancelBg()
+		if n.pool != nil {
+			errs = append(errs, n.pool.Close())
+		}
+		n.wg.Wait()
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info().Msg("node stopped")
+	})
+	return n.closeErr
+}
+
+// serve dispatches one RPC to its handler and encodes the reply.
+func (n *Node) serve(ctx context.Context, kind wire.Kind, payload []byte) (wire.Kind, []byte, error) {
+	h, ok := n.handlers[kind]
+	if !ok {
+		return 0, nil, wire.Errorf(wire.CodeUnknownKind, "unknown request kind %d", kind)
+	}
+	reply, err := h(ctx, payload)
+	if err != nil {
+		return 0, nil, toWireError(err)
+	}
+	if b, ok := reply.([]byte); ok {
+		return kind, b, nil
+	}
+	b, err := wire.Marshal(reply)
+	if err != nil {
+		return 0, nil, wire.Errorf(wire.CodeInternal, "encode reply: %v", err)
+	}
+	return kind, b, nil
+}
+
+// decode unmarshals a request body, mapping failure to a bad-request error.
+func decode(payload []byte, v any) error {
+	if err := wire.Unmarshal(payload, v); err != nil {
+		return wire.Errorf(wire.CodeBadRequest, "malformed request: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) registerHandlers() {
+	n.handlers[proto.KindPing] = func(ctx context.Context, _ []byte) (any, error) { return []byte{}, nil }
+	n.handlers[proto.KindGet] = n.handleGet
+	n.handlers[proto.KindPut] = n.handlePut
+	n.handlers[proto.KindCoordPut] = n.handlePut
+	n.handlers[proto.KindReplicaPut] = n.handleReplicaPut
+	n.handlers[proto.KindReplicaGet] = n.handleReplicaGet
+	n.handlers[proto.KindStatus] = n.handleStatus
+	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
+}
