@@ -45,10 +45,10 @@ type handler func(ctx context.Context, payload []byte) (any, error)
 
 // Node is one running mnemo node. New starts it; Close stops it.
 type Node struct {
-	cfg     Config
-	log     zerolog.Logger
-	self    ring.NodeID
-	store   *store.Store
+	cfg   Config
+	log   zerolog.Logger
+	self  ring.NodeID
+	store *store.Store
 	// gsp is set once gossip starts; RPC serves before that, so it is read
 	// atomically (nil until then).
 	gsp     atomic.Pointer[gossip.Gossip]
