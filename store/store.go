@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -676,4 +677,246 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Fatal().Str("component", "pebble").Msgf(format, args...)
+}
+
+// KeyObject is one key's object, for batch merges.
+type KeyObject struct {
+	Key    []byte
+	Object *version.Object
+}
+
+// MergeMany merges many objects in one Pebble batch (one fsync in
+// SyncAlways), atomically per key with respect to other writes. It is how
+// bulk repair (hint replay, anti-entropy, ownership transfer) writes. It
+// returns how many keys changed. Keys may repeat.
+func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	type located struct {
+		p      ring.Partition
+		seg    uint32
+		dk     []byte
+		stripe int
+	}
+	locs := make([]located, len(items))
+	stripes := make([]int, 0, len(items))
+	for i, it := range items {
+		if err := s.CheckKey(it.Key); err != nil {
+			return 0, err
+		}
+		p, seg := s.Locate(it.Key)
+		st := int(ring.KeyHash(it.Key) >> (64 - stripeBits))
+		locs[i] = located{p, seg, s.dataKey(p, seg, it.Key), st}
+		stripes = append(stripes, st)
+	}
+	// Lock each stripe once, in ascending order (no deadlock with other
+	// batches or LockPartition).
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, st := range stripes {
+		s.stripes[st].Lock()
+	}
+	defer func() {
+		for _, st := range stripes {
+			s.stripes[st].Unlock()
+		}
+	}()
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	type change struct {
+		i             int
+		before, after *version.Object
+	}
+	var changes []change
+	// Later items for the same key must see earlier ones: keep the
+	// in-batch state per data key.
+	pending := map[string]*version.Object{}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for i, it := range items {
+		l := locs[i]
+		before, ok := pending[string(l.dk)]
+		if !ok {
+			var err error
+			before, err = s.get(l.dk)
+			if errors.Is(err, ErrNotFound) {
+				before = nil
+			} else if err != nil {
+				return 0, err
+			}
+		}
+		after := version.Merge(before, it.Object)
+		if (before != nil && version.Equal(before, after)) || after.IsEmpty() {
+			continue
+		}
+		pending[string(l.dk)] = after
+		if err := b.Set(l.dk, version.Encode(after), nil); err != nil {
+			return 0, fmt.Errorf("store: batch: %w", err)
+		}
+		changes = append(changes, change{i, before, after})
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	if err := b.Commit(s.writeOpt); err != nil {
+		return 0, fmt.Errorf("store: batch commit: %w", err)
+	}
+	for _, c := range changes {
+		l := locs[c.i]
+		if s.counted[l.p].Load() {
+			s.adjustCounts(l.p, c.before, -1)
+			s.adjustCounts(l.p, c.after, +1)
+		}
+		if s.opts.Observer != nil {
+			s.opts.Observer.Changed(l.p, l.seg, items[c.i].Key, c.before, c.after)
+		}
+	}
+	return len(changes), nil
+}
+
+// DeleteIf removes key's object when pred, called with the stored object
+// under the key's lock, returns true. It is for data this node should no
+// longer hold (a fallback's copy after hand-off, a partition it gave up, a
+// reaped tombstone), never for user deletes, which are tombstones. The
+// observer sees after == nil.
+func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (deleted bool, err error) {
+	if err := s.CheckKey(key); err != nil {
+		return false, err
+	}
+	p, seg := s.Locate(key)
+	dk := s.dataKey(p, seg, key)
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.get(dk)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || !pred(cur) {
+		return false, err
+	}
+	if err := s.db.Delete(dk, s.writeOpt); err != nil {
+		return false, fmt.Errorf("store: delete: %w", err)
+	}
+	if s.counted[p].Load() {
+		s.adjustCounts(p, cur, -1)
+	}
+	if s.opts.Observer != nil {
+		s.opts.Observer.Changed(p, seg, key, cur, nil)
+	}
+	return true, nil
+}
+
+// Aux keyspaces hold subsystems' own records (hints, transfer progress)
+// in the same database, apart from the data. Each subsystem owns one space
+// byte; see the Aux* constants. Only append.
+const (
+	// AuxHints is hinted handoff's keyspace.
+	AuxHints byte = 'h'
+	// AuxTransfer is ownership transfer's keyspace.
+	AuxTransfer byte = 't'
+	// AuxAntiEntropy is anti-entropy's keyspace.
+	AuxAntiEntropy byte = 'e'
+)
+
+func auxKey(space byte, key []byte) []byte {
+	return append([]byte{prefixAux, space}, key...)
+}
+
+// AuxGet returns the value under key in an aux space, or ErrNotFound.
+func (s *Store) AuxGet(space byte, key []byte) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	v, closer, err := s.db.Get(auxKey(space, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: aux get: %w", err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+// AuxBatch is a set of aux writes committed together.
+type AuxBatch struct {
+	b *pebble.Batch
+	s *Store
+}
+
+// NewAuxBatch starts a batch of aux writes. Commit or Close it.
+func (s *Store) NewAuxBatch() *AuxBatch { return &AuxBatch{b: s.db.NewBatch(), s: s} }
+
+// Set adds a write to the batch.
+func (a *AuxBatch) Set(space byte, key, value []byte) { _ = a.b.Set(auxKey(space, key), value, nil) }
+
+// Delete adds a delete to the batch.
+func (a *AuxBatch) Delete(space byte, key []byte) { _ = a.b.Delete(auxKey(space, key), nil) }
+
+// Len is the number of writes in the batch.
+func (a *AuxBatch) Len() int { return int(a.b.Count()) }
+
+// Commit applies the batch durably (per the sync mode) and closes it.
+func (a *AuxBatch) Commit() error {
+	defer a.b.Close()
+	if a.s.closed.Load() {
+		return ErrClosed
+	}
+	if err := a.b.Commit(a.s.writeOpt); err != nil {
+		return fmt.Errorf("store: aux commit: %w", err)
+	}
+	return nil
+}
+
+// Close discards an uncommitted batch.
+func (a *AuxBatch) Close() { _ = a.b.Close() }
+
+// AuxSet durably sets key in an aux space.
+func (s *Store) AuxSet(space byte, key, value []byte) error {
+	b := s.NewAuxBatch()
+	b.Set(space, key, value)
+	return b.Commit()
+}
+
+// AuxDelete durably deletes key from an aux space.
+func (s *Store) AuxDelete(space byte, key []byte) error {
+	b := s.NewAuxBatch()
+	b.Delete(space, key)
+	return b.Commit()
+}
+
+// AuxScan calls fn for each key with the prefix in an aux space, in key
+// order, from a consistent snapshot; key is without the space. Both slices
+// are the caller's to keep. Returning false stops the scan.
+func (s *Store) AuxScan(space byte, prefix []byte, fn func(key, value []byte) bool) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	lo := auxKey(space, prefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return fmt.Errorf("store: aux scan: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if !fn(bytes.Clone(it.Key()[2:]), bytes.Clone(it.Value())) {
+			return nil
+		}
+	}
+	return it.Error()
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }

@@ -365,3 +365,86 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+func TestMergeManyAndDeleteIf(t *testing.T) {
+	obs := &recordingObserver{}
+	fs := vfs.NewMem()
+	src := openMem(t, fs, Options{Dir: "/src", NodeID: "src"})
+	defer src.Close()
+	dst := openMem(t, fs, Options{Dir: "/dst", NodeID: "dst", Observer: obs})
+	defer dst.Close()
+	waitCounted(t, dst)
+	var items []KeyObject
+	for i := range 50 {
+		k := []byte(fmt.Sprint("k", i))
+		o, _ := src.Put(PutRequest{Key: k, Value: []byte("v")})
+		items = append(items, KeyObject{k, o})
+	}
+	// A repeated key in the same batch merges with the earlier item.
+	o2, _ := src.Put(PutRequest{Key: []byte("k0"), Value: []byte("v2")})
+	items = append(items, KeyObject{[]byte("k0"), o2})
+	changed, err := dst.MergeMany(items)
+	if err != nil || changed != 51 {
+		t.Fatalf("MergeMany changed %d, err %v; want 51", changed, err)
+	}
+	if got, _ := dst.Get([]byte("k0")); strings.Join(values(got), ",") != "v,v2" {
+		t.Fatalf("k0 = %v", values(got))
+	}
+	if changed, _ := dst.MergeMany(items); changed != 0 {
+		t.Fatalf("second MergeMany changed %d", changed)
+	}
+	if c := dst.Counts(); c.Live != 50 {
+		t.Fatalf("counts %+v", c)
+	}
+	del, err := dst.DeleteIf([]byte("k1"), func(cur *version.Object) bool { return false })
+	if err != nil || del {
+		t.Fatalf("DeleteIf with false predicate deleted=%v err=%v", del, err)
+	}
+	del, err = dst.DeleteIf([]byte("k1"), func(cur *version.Object) bool { return true })
+	if err != nil || !del {
+		t.Fatalf("DeleteIf: deleted=%v err=%v", del, err)
+	}
+	if _, err := dst.Get([]byte("k1")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("k1 after DeleteIf: %v", err)
+	}
+	if c := dst.Counts(); c.Live != 49 {
+		t.Fatalf("counts after delete %+v", c)
+	}
+	if last := obs.changes[len(obs.changes)-1]; last != "k1:[v]->[]" {
+		t.Fatalf("observer saw %q for the delete", last)
+	}
+}
+
+func TestAuxKeyspaces(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{})
+	defer s.Close()
+	b := s.NewAuxBatch()
+	b.Set(AuxHints, []byte("n2\x00a"), []byte("1"))
+	b.Set(AuxHints, []byte("n2\x00b"), []byte("2"))
+	b.Set(AuxHints, []byte("n3\x00a"), []byte("3"))
+	b.Set(AuxTransfer, []byte("n2\x00z"), []byte("other space"))
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	s.AuxScan(AuxHints, []byte("n2\x00"), func(k, v []byte) bool {
+		got = append(got, string(k)+"="+string(v))
+		return true
+	})
+	if strings.Join(got, " ") != "n2\x00a=1 n2\x00b=2" {
+		t.Fatalf("scan got %q", got)
+	}
+	if err := s.AuxDelete(AuxHints, []byte("n2\x00a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuxGet(AuxHints, []byte("n2\x00a")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted aux key: %v", err)
+	}
+	if v, err := s.AuxGet(AuxTransfer, []byte("n2\x00z")); err != nil || string(v) != "other space" {
+		t.Fatalf("aux get %q %v", v, err)
+	}
+	// Aux records are not data: counts and partition scans ignore them.
+	if c := waitCounted(t, s); c.Live != 0 {
+		t.Fatalf("aux records counted as keys: %+v", c)
+	}
+}

@@ -32,6 +32,19 @@ const (
 	KindNodeInfo
 )
 
+// Ranges of kinds owned by subsystems; each package defines its kinds as
+// Base+i and its bodies itself. Only append within a range.
+const (
+	// KindHandoffBase starts hinted handoff's kinds (100-119).
+	KindHandoffBase wire.Kind = 100
+	// KindAntiEntropyBase starts anti-entropy's kinds (120-149).
+	KindAntiEntropyBase wire.Kind = 120
+	// KindTransferBase starts ownership transfer's kinds (150-179).
+	KindTransferBase wire.Kind = 150
+	// KindAdminBase starts operator commands' kinds (180-199).
+	KindAdminBase wire.Kind = 180
+)
+
 // Mode says how conflicts are resolved. Wire enum: only append.
 type Mode uint8
 
