@@ -53,11 +53,14 @@ func (t target) home() bool { return t.hintFor == "" }
 // plan picks the replicas for a request on partition p: each live home
 // replica, and for each dead one the next live fallback in preference order
 // unless strict. This node, when it is a fallback, stands in first: it may
-// already hold the object (it versioned it). missing counts home replicas
-// with no stand-in.
-func (n *Node) plan(v *view, p ring.Partition, nrep int, strict bool) (targets []target, missing int) {
+// already hold the object (it versioned it). missing lists the home
+// replicas with no stand-in: dead, with no live fallback left (a small
+// cluster) or a strict request. The coordinator keeps hints for those
+// itself, as Cassandra does; such hints do not count toward W.
+func (n *Node) plan(v *view, p ring.Partition, nrep int, strict bool) (pl replicaPlan) {
 	pref := v.ring.PreferenceList(p, nrep)
 	home := pref[:min(nrep, len(pref))]
+	pl.short = nrep - len(home)
 	var spare []ring.NodeID
 	if !strict {
 		for _, id := range pref[len(home):] {
@@ -72,18 +75,28 @@ func (n *Node) plan(v *view, p ring.Partition, nrep int, strict bool) (targets [
 	for _, h := range home {
 		switch {
 		case n.alive(h):
-			targets = append(targets, target{id: h})
+			pl.targets = append(pl.targets, target{id: h})
 		case len(spare) > 0:
-			targets = append(targets, target{id: spare[0], hintFor: h})
+			pl.targets = append(pl.targets, target{id: spare[0], hintFor: h})
 			spare = spare[1:]
 		default:
-			missing++
+			pl.missing = append(pl.missing, h)
 		}
 	}
-	// A ring smaller than N leaves replicas no node can hold.
-	missing += nrep - len(home)
-	return targets, missing
+	return pl
 }
+
+// replicaPlan is where a request goes.
+type replicaPlan struct {
+	targets []target
+	// missing are home replicas with no live stand-in.
+	missing []ring.NodeID
+	// short is how many replicas the ring is too small to hold (N > nodes).
+	short int
+}
+
+// unreachable counts the replicas a request cannot reach at all.
+func (pl replicaPlan) unreachable() int { return len(pl.missing) + pl.short }
 
 // quorum resolves a request's N and R or W against the node defaults.
 func (n *Node) quorum(reqN, reqQ, defQ int, name string) (nrep, q int, err error) {
@@ -219,8 +232,12 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 		return nil, err
 	}
 	reply := &proto.PutReply{Context: version.EncodeVV(obj.Context)}
-	targets, missing := n.plan(v, p, nrep, req.Strict)
+	pl := n.plan(v, p, nrep, req.Strict)
+	targets := pl.targets
 	enc := version.Encode(obj)
+	for _, h := range pl.missing {
+		n.storeHint(h, req.Key, obj)
+	}
 
 	acks := 0
 	results := make(chan error, len(targets))
@@ -253,11 +270,11 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 				}
 			}
 		case <-ctx.Done():
-			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Timeout: true, Unreachable: missing}
+			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Timeout: true, Unreachable: pl.unreachable()}
 		}
 	}
 	n.metrics.quorumFailures.WithLabelValues(opName(req)).Inc()
-	return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Unreachable: missing}
+	return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Unreachable: pl.unreachable()}
 }
 
 // replicate sends an object to one replica in the background; the result
@@ -340,9 +357,10 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 
 	v := n.view.Load()
 	p := v.ring.PartitionForKey(req.Key)
-	targets, missing := n.plan(v, p, nrep, req.Strict)
+	pl := n.plan(v, p, nrep, req.Strict)
+	targets := pl.targets
 	if len(targets) == 0 {
-		return nil, &QuorumError{Op: "get", Needed: r, Unreachable: missing}
+		return nil, &QuorumError{Op: "get", Needed: r, Unreachable: pl.unreachable()}
 	}
 	body, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key})
 	if err != nil {
@@ -383,13 +401,13 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 		case <-ctx.Done():
 			n.metrics.quorumFailures.WithLabelValues("get").Inc()
 			n.repairLater(v, req, targets, got, results, merged)
-			return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: missing}
+			return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: pl.unreachable()}
 		}
 	}
 	n.repairLater(v, req, targets, got, results, merged)
 	if ok < r {
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
-		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: missing}
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: pl.unreachable()}
 	}
 	return getReply(merged, mode, ok, req.Tombstones), nil
 }

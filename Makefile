@@ -1,0 +1,41 @@
+# mnemo's entry points. `make demo` and `make test` are all a fresh machine
+# needs: Go comes with the machine, modules come from the proxy, and the
+# targets that need more (bench: redis) install it themselves.
+
+GO      ?= go
+BIN     := bin/mnemo
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/mnemo-kv/mnemo/node.Version=$(VERSION)
+# Packages are tested two at a time (this machine has 2 cores); the end-to-end
+# tests start real processes and must not starve.
+TESTFLAGS ?= -race -timeout 20m -p 2
+
+.PHONY: all build test demo bench chaos vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mnemo
+
+# The e2e tests use the binary just built (MNEMO_BIN), not a stale one.
+test: build
+	$(GO) vet ./...
+	MNEMO_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./...
+
+demo: build
+	$(BIN) demo
+
+bench: build
+	@echo "make bench: not yet: see issue 6 (RESP port and benchmarks). Go microbenchmarks: go test -run=^$$ -bench=. -benchmem ./..."
+
+chaos: build
+	@echo "make chaos: not yet: see issue 5 (chaos harness)."
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .demo .bench .chaos

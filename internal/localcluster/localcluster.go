@@ -1,0 +1,410 @@
+// Package localcluster runs a cluster of real `mnemo node` processes on
+// loopback, for the end-to-end tests, `mnemo demo`, `mnemo bench` and the
+// chaos harness. It kills, restarts, pauses and wipes nodes the way an
+// operator (or a failure) would, and it only ever signals processes it
+// started, by PID.
+//
+// Children are started with Pdeathsig, so they die with the process that
+// started them even if it is killed; Close stops them all and is
+// idempotent.
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mnemo-kv/mnemo/client"
+)
+
+// Options configure a cluster.
+type Options struct {
+	// Binary is the mnemo executable. Required (see Build).
+	Binary string
+	// Dir holds each node's data directory and log file. Required.
+	Dir string
+	// Nodes is how many nodes to start. Default 3.
+	Nodes int
+	// Args are extra `mnemo node` flags for every node.
+	Args []string
+	// NodeArgs returns extra flags for node i (0-based), after Args.
+	NodeArgs func(i int) []string
+	// HTTP gives every node an admin port. RESP likewise a Redis port.
+	HTTP, RESP bool
+	// Env adds environment variables to every node.
+	Env []string
+}
+
+// Proc is one node process.
+type Proc struct {
+	Index int
+	ID    string
+	// Addresses, fixed for the life of the cluster so a restart comes back
+	// where it was.
+	RPC, Gossip, HTTP, RESP string
+	DataDir, LogFile        string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process has been waited for
+	paused bool
+}
+
+// Running reports whether the process is up (possibly paused).
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
+
+// PID returns the running process's pid, or 0.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Cluster is a set of node processes.
+type Cluster struct {
+	opts  Options
+	Nodes []*Proc
+	once  sync.Once
+}
+
+// Build compiles mnemo into dir and returns the binary's path. With race
+// true it is built with the race detector.
+func Build(dir string, race bool) (string, error) {
+	out := filepath.Join(dir, "mnemo")
+	args := []string{"build", "-o", out}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "github.com/mnemo-kv/mnemo/cmd/mnemo")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("localcluster: go build: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// FindBinary returns $MNEMO_BIN when set (make test sets it to the binary
+// it just built), else builds one into dir.
+func FindBinary(dir string) (string, error) {
+	if b := os.Getenv("MNEMO_BIN"); b != "" {
+		return b, nil
+	}
+	return Build(dir, false)
+}
+
+// FreePort returns a loopback address whose port is free for both TCP and
+// UDP (gossip needs both) at the time of the call.
+func FreePort() (string, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr, nil
+	}
+	return "", errors.New("localcluster: no free port")
+}
+
+// New allocates addresses and directories for the nodes without starting
+// them; Start or StartAll runs them.
+func New(opts Options) (*Cluster, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.Binary == "" || opts.Dir == "" {
+		return nil, errors.New("localcluster: Binary and Dir are required")
+	}
+	c := &Cluster{opts: opts}
+	for i := range opts.Nodes {
+		p := &Proc{Index: i, ID: fmt.Sprintf("node-%d", i+1)}
+		var err error
+		if p.RPC, err = FreePort(); err != nil {
+			return nil, err
+		}
+		if p.Gossip, err = FreePort(); err != nil {
+			return nil, err
+		}
+		if opts.HTTP {
+			if p.HTTP, err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+		if opts.RESP {
+			if p.RESP, err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+		p.DataDir = filepath.Join(opts.Dir, p.ID)
+		p.LogFile = filepath.Join(opts.Dir, p.ID+".log")
+		c.Nodes = append(c.Nodes, p)
+	}
+	return c, nil
+}
+
+// StartAll starts every node and waits until each sees all of them alive.
+func (c *Cluster) StartAll(ctx context.Context) error {
+	for i := range c.Nodes {
+		if err := c.Start(i); err != nil {
+			return err
+		}
+	}
+	return c.WaitConverged(ctx, c.Indexes()...)
+}
+
+// Indexes returns 0..n-1.
+func (c *Cluster) Indexes() []int {
+	out := make([]int, len(c.Nodes))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// Args returns the flags node i is started with.
+func (c *Cluster) Args(i int) []string {
+	p := c.Nodes[i]
+	var join []string
+	for _, q := range c.Nodes {
+		join = append(join, q.Gossip)
+	}
+	args := []string{"node", "--id", p.ID, "--data", p.DataDir, "--rpc", p.RPC, "--gossip", p.Gossip,
+		"--join", strings.Join(join, ","), "--log-format", "json"}
+	if p.HTTP != "" {
+		args = append(args, "--http", p.HTTP)
+	}
+	if p.RESP != "" {
+		args = append(args, "--resp", p.RESP)
+	}
+	args = append(args, c.opts.Args...)
+	if c.opts.NodeArgs != nil {
+		args = append(args, c.opts.NodeArgs(i)...)
+	}
+	return args
+}
+
+// Start starts node i (again) on its data directory and addresses.
+func (c *Cluster) Start(i int) error {
+	p := c.Nodes[i]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return fmt.Errorf("localcluster: %s is already running", p.ID)
+	}
+	logf, err := os.OpenFile(p.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.opts.Binary, c.Args(i)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), c.opts.Env...)
+	// Pdeathsig kills the child if the process that started it dies
+	// without cleaning up (a test binary killed by its timeout). Close is
+	// the normal cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("localcluster: start %s: %w", p.ID, err)
+	}
+	p.cmd = cmd
+	p.paused = false
+	done := make(chan struct{})
+	p.done = done
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		if p.cmd == cmd {
+			p.cmd = nil
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// signal sends sig to node i and, if wait, waits for it to exit.
+func (c *Cluster) signal(i int, sig syscall.Signal, wait time.Duration) error {
+	p := c.Nodes[i]
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	if cmd != nil && p.paused && sig != syscall.SIGCONT && sig != syscall.SIGSTOP {
+		// A stopped process does not act on SIGTERM until continued.
+		cmd.Process.Signal(syscall.SIGCONT)
+		p.paused = false
+	}
+	p.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("localcluster: %s is not running", p.ID)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("localcluster: signal %s: %w", p.ID, err)
+	}
+	if wait == 0 {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("localcluster: %s did not exit within %v after %v; killed", p.ID, wait, sig)
+	}
+}
+
+// Kill stops node i with SIGKILL (a crash) and waits for it.
+func (c *Cluster) Kill(i int) error { return c.signal(i, syscall.SIGKILL, 10*time.Second) }
+
+// Stop stops node i with SIGTERM (a clean shutdown) and waits for it.
+func (c *Cluster) Stop(i int) error { return c.signal(i, syscall.SIGTERM, 15*time.Second) }
+
+// Pause freezes node i with SIGSTOP.
+func (c *Cluster) Pause(i int) error {
+	if err := c.signal(i, syscall.SIGSTOP, 0); err != nil {
+		return err
+	}
+	p := c.Nodes[i]
+	p.mu.Lock()
+	p.paused = true
+	p.mu.Unlock()
+	return nil
+}
+
+// Resume continues node i after Pause.
+func (c *Cluster) Resume(i int) error {
+	if err := c.signal(i, syscall.SIGCONT, 0); err != nil {
+		return err
+	}
+	p := c.Nodes[i]
+	p.mu.Lock()
+	p.paused = false
+	p.mu.Unlock()
+	return nil
+}
+
+// Wipe deletes node i's data directory; the node must be stopped.
+func (c *Cluster) Wipe(i int) error {
+	p := c.Nodes[i]
+	if p.Running() {
+		return fmt.Errorf("localcluster: %s is running; stop it before wiping", p.ID)
+	}
+	return os.RemoveAll(p.DataDir)
+}
+
+// Addrs returns every node's RPC address.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, p := range c.Nodes {
+		out = append(out, p.RPC)
+	}
+	return out
+}
+
+// Client returns an SDK client of the given nodes (all when none given).
+func (c *Cluster) Client(idx ...int) (*client.Client, error) {
+	if len(idx) == 0 {
+		return client.New(c.Addrs()...)
+	}
+	var addrs []string
+	for _, i := range idx {
+		addrs = append(addrs, c.Nodes[i].RPC)
+	}
+	return client.New(addrs...)
+}
+
+// WaitConverged waits until each of the given nodes answers status and sees
+// exactly the given nodes alive (and the others not alive). It returns the
+// last thing seen when ctx ends.
+func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
+	want := map[string]bool{}
+	for _, i := range alive {
+		want[c.Nodes[i].ID] = true
+	}
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		ok := true
+		for _, i := range alive {
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			st, err := cl.Status(sctx, client.Node(c.Nodes[i].RPC))
+			cancel()
+			if err != nil {
+				ok, last = false, fmt.Sprintf("%s: %v", c.Nodes[i].ID, err)
+				break
+			}
+			seen := 0
+			for _, m := range st.Members {
+				if (m.Liveness == "alive") != want[m.ID] {
+					ok, last = false, fmt.Sprintf("%s sees %s %s", c.Nodes[i].ID, m.ID, m.Liveness)
+					break
+				}
+				if want[m.ID] {
+					seen++
+				}
+			}
+			if ok && seen != len(want) {
+				ok, last = false, fmt.Sprintf("%s sees %d of %d members", c.Nodes[i].ID, seen, len(want))
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localcluster: cluster did not converge: %s", last)
+		case <-tick.C:
+		}
+	}
+}
+
+// Close kills every node still running and waits for them. Idempotent.
+func (c *Cluster) Close() {
+	c.once.Do(func() {
+		for i, p := range c.Nodes {
+			if p.Running() {
+				c.Kill(i)
+			}
+		}
+	})
+}
+
+// StopAll stops every running node cleanly (SIGTERM), for demos.
+func (c *Cluster) StopAll() error {
+	var errs []error
+	for i, p := range c.Nodes {
+		if p.Running() {
+			errs = append(errs, c.Stop(i))
+		}
+	}
+	return errors.Join(errs...)
+}
