@@ -1,0 +1,361 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ClientConfig tunes a Conn or a Pool. Zero fields take the defaults of
+// DefaultClientConfig.
+type ClientConfig struct {
+	// MaxFrame bounds a frame's length field in bytes (12 + payload), for
+	// requests sent and responses read. A response over it breaks the
+	// connection. Default DefaultMaxFrame (8 MiB); at least 1 KiB.
+	MaxFrame int
+	// DialTimeout bounds connecting, on top of the caller's context.
+	// Default 2s.
+	DialTimeout time.Duration
+	// ConnsPerAddr is how many connections a Pool keeps per address; calls
+	// are spread over them round-robin. Default 2.
+	ConnsPerAddr int
+	// IdleTimeout retires a pooled connection that has not been used for
+	// this long (and has no call pending): the next call redials instead.
+	// Keep it below the server's IdleTimeout, so that the server never
+	// closes a connection just as a request is sent on it. Default 4m
+	// (servers default to 5m).
+	IdleTimeout time.Duration
+	// Logger receives connection-level events. The zero Logger discards
+	// them.
+	Logger zerolog.Logger
+}
+
+// DefaultClientConfig returns the defaults for a client on a LAN.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		MaxFrame:     DefaultMaxFrame,
+		DialTimeout:  2 * time.Second,
+		ConnsPerAddr: 2,
+		IdleTimeout:  4 * time.Minute,
+	}
+}
+
+// Validate reports every field that is set to an unusable value at once.
+// Zero fields are fine: they take defaults.
+func (c ClientConfig) Validate() error {
+	var errs []error
+	if c.MaxFrame != 0 && c.MaxFrame < minMaxFrame {
+		errs = append(errs, fmt.Errorf("wire: MaxFrame %d is below %d bytes", c.MaxFrame, minMaxFrame))
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("wire: DialTimeout %v is negative", c.DialTimeout))
+	}
+	if c.ConnsPerAddr < 0 {
+		errs = append(errs, fmt.Errorf("wire: ConnsPerAddr %d is negative", c.ConnsPerAddr))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("wire: IdleTimeout %v is negative", c.IdleTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults replaces zero and invalid fields by their defaults.
+func (c ClientConfig) withDefaults() ClientConfig {
+	d := DefaultClientConfig()
+	if c.MaxFrame < minMaxFrame {
+		c.MaxFrame = d.MaxFrame
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.ConnsPerAddr <= 0 {
+		c.ConnsPerAddr = d.ConnsPerAddr
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	return c
+}
+
+// pendingShards is how many independently locked maps hold a connection's
+// pending calls, so concurrent callers and the reader rarely meet on a lock.
+const pendingShards = 16
+
+// pendingShard holds the calls whose id falls in it. Once closed, m is nil
+// and nothing more may be added: the connection is down.
+type pendingShard struct {
+	mu     sync.Mutex
+	closed bool
+	m      map[uint64]*call
+	_      [40]byte // pad to a 64-byte cache line
+}
+
+// call is one caller waiting for its response. It is pooled; exactly one
+// party sends on ch: whoever removes the call from its shard (the reader with
+// the response, or Conn.down with the failure). A caller that gives up and
+// finds its call already removed must receive that send before reusing it.
+type call struct {
+	ch chan callResult // capacity 1, so the sender never blocks
+}
+
+type callResult struct {
+	kind    Kind
+	payload []byte
+	err     error
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan callResult, 1)} }}
+
+// Conn is one multiplexed client connection: any number of concurrent
+// calls share it, matched to their responses by id. It runs a reader and a
+// writer goroutine. It is safe for concurrent use.
+type Conn struct {
+	cfg  ClientConfig
+	addr string
+	nc   net.Conn
+	br   *bufio.Reader
+	w    *frameWriter
+	log  zerolog.Logger
+
+	// nextID numbers requests from 1: id 0 is the server's "closing"
+	// notice.
+	nextID atomic.Uint64
+	shards [pendingShards]pendingShard
+
+	// lastUsed is when a Pool last handed the conn out, in Unix
+	// nanoseconds by the Pool's clock; the Pool sets it before first use.
+	lastUsed atomic.Int64
+
+	downOnce sync.Once
+	done     chan struct{} // closed when the conn is down
+	err      error         // why it went down; written before done is closed
+	wg       sync.WaitGroup
+}
+
+// Dial connects to addr and returns a running Conn. cfg.DialTimeout bounds
+// the attempt on top of ctx.
+func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Conn, error) {
+	cfg = cfg.withDefaults()
+	d := net.Dialer{Timeout: cfg.DialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("wire: %w", err)
+	}
+	return newConn(nc, addr, cfg), nil
+}
+
+// NewConn runs the client protocol over an established connection, such as
+// a TLS one. The Conn owns nc and closes it.
+func NewConn(nc net.Conn, cfg ClientConfig) *Conn {
+	return newConn(nc, nc.RemoteAddr().String(), cfg.withDefaults())
+}
+
+func newConn(nc net.Conn, addr string, cfg ClientConfig) *Conn {
+	c := &Conn{
+		cfg:  cfg,
+		addr: addr,
+		nc:   nc,
+		br:   bufio.NewReaderSize(nc, readBufSize),
+		log:  cfg.Logger,
+		done: make(chan struct{}),
+	}
+	for i := range c.shards {
+		c.shards[i].m = make(map[uint64]*call)
+	}
+	// No write deadline: a server that stops reading is pushing back, and
+	// each caller's context bounds its own wait.
+	c.w = newFrameWriter(nc, 0, c.down, nil)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		c.w.run()
+	}()
+	go c.readLoop()
+	return c
+}
+
+// Addr is the address the Conn was dialed to, or its peer's address.
+func (c *Conn) Addr() string { return c.addr }
+
+// Done is closed when the connection is down, broken or closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the connection is up, and afterwards why it went
+// down, wrapping ErrConnClosed.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Call sends one request and waits for its response or ctx's end.
+//
+// It returns the response's kind and payload (the caller's to keep), or: an
+// *Error for an error response; an error wrapping ctx.Err() when ctx ends
+// first (the id is forgotten and a late response dropped); an error wrapping
+// ErrConnClosed if the connection breaks or is closed; an error wrapping
+// ErrFrameSize if payload does not fit in cfg.MaxFrame. Call does not retain
+// payload after it returns.
+func (c *Conn) Call(ctx context.Context, kind Kind, payload []byte) (Kind, []byte, error) {
+	if kind == 0 {
+		return 0, nil, errReservedKind
+	}
+	if err := checkSize(len(payload), c.cfg.MaxFrame); err != nil {
+		return 0, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, c.ctxErr(kind, err)
+	}
+
+	id := c.nextID.Add(1)
+	cl := callPool.Get().(*call)
+	sh := &c.shards[id%pendingShards]
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		callPool.Put(cl)
+		return 0, nil, c.err
+	}
+	sh.m[id] = cl
+	sh.mu.Unlock()
+
+	// If the writer has exited, the conn is down and down has failed (or is
+	// failing) the call: its result arrives on cl.ch below.
+	if !c.w.send(outFrame{enc: encodeFrame(Header{ID: id, Kind: kind}, payload)}, ctx.Done()) && ctx.Err() != nil {
+		return c.abandon(ctx, id, cl, kind)
+	}
+	select {
+	case r := <-cl.ch:
+		callPool.Put(cl)
+		return r.kind, r.payload, r.err
+	case <-ctx.Done():
+		return c.abandon(ctx, id, cl, kind)
+	}
+}
+
+// abandon forgets call id after ctx ended. If the response (or the
+// connection's failure) won the race, that result is returned instead.
+func (c *Conn) abandon(ctx context.Context, id uint64, cl *call, kind Kind) (Kind, []byte, error) {
+	sh := &c.shards[id%pendingShards]
+	sh.mu.Lock()
+	_, mine := sh.m[id]
+	if mine {
+		delete(sh.m, id)
+	}
+	sh.mu.Unlock()
+	if !mine {
+		r := <-cl.ch // sent, or about to be, by whoever took the call
+		callPool.Put(cl)
+		return r.kind, r.payload, r.err
+	}
+	callPool.Put(cl)
+	return 0, nil, c.ctxErr(kind, ctx.Err())
+}
+
+func (c *Conn) ctxErr(kind Kind, err error) error {
+	return fmt.Errorf("wire: call of kind %d to %s: %w", kind, c.addr, err)
+}
+
+// Close closes the connection, fails its pending calls with ErrConnClosed
+// and waits for its goroutines. It is idempotent.
+func (c *Conn) Close() error {
+	c.down(nil)
+	c.wg.Wait()
+	return nil
+}
+
+// down marks the connection down for cause (nil: closed locally), closes
+// the socket, stops the writer and fails every pending call. Only the first
+// call has an effect.
+func (c *Conn) down(cause error) {
+	c.downOnce.Do(func() {
+		c.err = ErrConnClosed
+		if cause != nil {
+			c.err = fmt.Errorf("%w: %w", ErrConnClosed, cause)
+			c.log.Debug().Err(cause).Str("addr", c.addr).Msg("wire: connection down")
+		}
+		close(c.done)
+		_ = c.nc.Close()
+		c.w.close()
+		for i := range c.shards {
+			sh := &c.shards[i]
+			sh.mu.Lock()
+			sh.closed = true
+			m := sh.m
+			sh.m = nil
+			sh.mu.Unlock()
+			for _, cl := range m {
+				cl.ch <- callResult{err: c.err}
+			}
+		}
+	})
+}
+
+// readLoop is the reader goroutine: it hands each response to its caller
+// until the connection fails.
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	for {
+		h, payload, err := ReadFrame(c.br, c.cfg.MaxFrame)
+		if err != nil {
+			c.down(err)
+			return
+		}
+		if h.Flags&FlagResponse == 0 {
+			c.down(fmt.Errorf("wire: server sent a request frame (id %d, kind %d)", h.ID, h.Kind))
+			return
+		}
+		if h.ID == 0 {
+			// The server's last word before it closes the connection.
+			var cause error = errors.New("wire: unexpected response with id 0")
+			if h.Flags&FlagError != 0 {
+				cause = decodeError(payload)
+			}
+			c.down(cause)
+			return
+		}
+		sh := &c.shards[h.ID%pendingShards]
+		sh.mu.Lock()
+		cl := sh.m[h.ID]
+		if cl != nil {
+			delete(sh.m, h.ID)
+		}
+		sh.mu.Unlock()
+		if cl == nil {
+			continue // its caller gave up: drop the late response
+		}
+		if h.Flags&FlagError != 0 {
+			cl.ch <- callResult{kind: h.Kind, err: decodeError(payload)}
+		} else {
+			cl.ch <- callResult{kind: h.Kind, payload: payload}
+		}
+	}
+}
+
+// idle reports whether the conn has not been handed out since before
+// cutoff (Unix nanoseconds) and has no call pending.
+func (c *Conn) idle(cutoff int64) bool {
+	if c.lastUsed.Load() >= cutoff {
+		return false
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		n := len(sh.m)
+		sh.mu.Unlock()
+		if n > 0 {
+			return false
+		}
+	}
+	return true
+}
