@@ -191,7 +191,7 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	gcfg.Join = cfg.Join
 	gcfg.State = (*stateDelegate)(n)
 	gcfg.Events = (*events)(n)
-	gcfg.Logger = n.log
+	gcfg.Logger = log // gossip adds its own node field
 	g, err := gossip.New(gcfg)
 	if err != nil {
 		return nil, err
@@ -353,14 +353,25 @@ type events Node
 
 func (e *events) NodeAlive(m gossip.Member) {
 	n := (*Node)(e)
-	if m.ID != string(n.self) {
-		n.log.Info().Str("peer", m.ID).Str("addr", m.Addr).Msg("peer alive")
+	if m.ID == string(n.self) {
+		return
+	}
+	n.log.Info().Str("peer", m.ID).Str("addr", m.Addr).Msg("peer alive")
+	// After this node restarts, peers it holds hints for (or missed writes
+	// from) appear as alive, not rejoined: catch up with them too.
+	for _, h := range n.rejoinHooks {
+		h(ring.NodeID(m.ID))
 	}
 }
 
 func (e *events) NodeDead(m gossip.Member) {
 	n := (*Node)(e)
 	n.log.Warn().Str("peer", m.ID).Str("state", m.State.String()).Msg("peer dead")
+	// A peer that vanished without closing its sockets would otherwise be
+	// noticed only through callers' timeouts.
+	if mem, ok := n.view.Load().members[ring.NodeID(m.ID)]; ok && mem.RPCAddr != "" {
+		n.pool.CloseAddr(mem.RPCAddr)
+	}
 }
 
 func (e *events) NodeRejoined(m gossip.Member) {
