@@ -400,3 +400,63 @@ func fromWire(we *wire.Error) error {
 	}
 	return fmt.Errorf("mnemo: %s", we.Msg)
 }
+
+// Leave asks the node at addr to decommission itself: it hands every
+// partition to its new owners, leaves the ring and exits. Leave returns
+// once the node has accepted; watch Status for progress.
+func (c *Client) Leave(ctx context.Context, addr string) error {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	return c.call(ctx, addr, proto.KindLeave, nil, nil, false)
+}
+
+// Remove takes a dead member out of the ring (asking any node, or the one
+// given with the Node option); the survivors re-replicate its partitions.
+func (c *Client) Remove(ctx context.Context, id string, opts ...Option) error {
+	o := collect(opts)
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	return c.call(ctx, o.addr, proto.KindRemove, &proto.RemoveRequest{ID: id}, nil, false)
+}
+
+// OwnershipEvent says a node gained a partition (from Peers) or lost one
+// (to Peers): the hook applications used to get from a coordination
+// library's partition-change callbacks.
+type OwnershipEvent = proto.OwnershipEvent
+
+// WatchOwnership streams the ownership events of the node at addr, from
+// the ones it still remembers on, until ctx ends; the channel is then
+// closed. A broken connection is retried; events missed meanwhile are
+// caught up from the node's memory of its last 1000.
+func (c *Client) WatchOwnership(ctx context.Context, addr string) <-chan OwnershipEvent {
+	out := make(chan OwnershipEvent, 64)
+	go func() {
+		defer close(out)
+		var after uint64
+		for ctx.Err() == nil {
+			var reply proto.EventsReply
+			cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+			err := c.call(cctx, addr, proto.KindOwnershipEvents, &proto.EventsRequest{After: after, WaitMs: 30000}, &reply, true)
+			cancel()
+			if err != nil {
+				t := time.NewTimer(time.Second)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				continue
+			}
+			for _, ev := range reply.Events {
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+			after = reply.Next
+		}
+	}()
+	return out
+}

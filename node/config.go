@@ -63,6 +63,19 @@ type Config struct {
 	LogLevel string
 	// LogFormat is auto (console on a terminal, else JSON), json or console.
 	LogFormat string
+	// TransferInterval is how often ownership transfer re-checks what this
+	// node should hold, besides every ring change. Default 2s.
+	TransferInterval time.Duration
+	// TransferRate bounds ownership-transfer traffic, bytes per second
+	// received by this node. Default 64 MiB/s.
+	TransferRate int64
+	// AutoRemoveAfter removes a member from the ring once it has been dead
+	// this long; 0 (the default) never does: a transient failure must move
+	// no data.
+	AutoRemoveAfter time.Duration
+	// TombstoneGrace is how long a delete's tombstone is kept before it is
+	// reaped; a node down longer than this rejoins empty. Default 24h.
+	TombstoneGrace time.Duration
 	// GossipProfile is lan (memberlist's LAN timings) or local (loopback:
 	// deaths seen in about 2 s). Default local when every address is on
 	// loopback, else lan.
@@ -92,6 +105,10 @@ func DefaultConfig() Config {
 		CacheSize:      32 << 20,
 		LogLevel:       "info",
 		LogFormat:      "auto",
+
+		TransferInterval: 2 * time.Second,
+		TransferRate:     64 << 20,
+		TombstoneGrace:   24 * time.Hour,
 	}
 }
 
@@ -169,6 +186,18 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.CacheSize < 1<<20 {
 		bad("cache-size", "%d must be at least 1MiB", c.CacheSize)
+	}
+	if c.TransferInterval <= 0 {
+		bad("transfer-interval", "%v must be positive", c.TransferInterval)
+	}
+	if c.TransferRate < 0 {
+		bad("transfer-rate", "%d must not be negative (0: unlimited)", c.TransferRate)
+	}
+	if c.AutoRemoveAfter < 0 {
+		bad("auto-remove-after", "%v must not be negative (0: never)", c.AutoRemoveAfter)
+	}
+	if c.TombstoneGrace <= 0 {
+		bad("tombstone-grace", "%v must be positive", c.TombstoneGrace)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log-level", "%q must be debug, info, warn or error", c.LogLevel)
@@ -284,6 +313,10 @@ func Settings() []Setting {
 		boolean("read-repair", d.ReadRepair, "repair stale replicas after quorum reads", func(c *Config, v bool) { c.ReadRepair = v }),
 		dur("read-repair-wait", d.ReadRepairWait, "how long a read waits for slow replicas to repair them", func(c *Config, v time.Duration) { c.ReadRepairWait = v }),
 		size("cache-size", d.CacheSize, "Pebble block cache", func(c *Config, v int64) { c.CacheSize = v }),
+		dur("transfer-interval", d.TransferInterval, "how often ownership transfer re-checks, besides ring changes", func(c *Config, v time.Duration) { c.TransferInterval = v }),
+		size("transfer-rate", d.TransferRate, "ownership-transfer bandwidth per node, per second (0: unlimited)", func(c *Config, v int64) { c.TransferRate = v }),
+		dur("auto-remove-after", d.AutoRemoveAfter, "remove a member dead this long (0: never; a transient failure moves no data)", func(c *Config, v time.Duration) { c.AutoRemoveAfter = v }),
+		dur("tombstone-grace", d.TombstoneGrace, "keep delete tombstones this long; a node down longer rejoins empty", func(c *Config, v time.Duration) { c.TombstoneGrace = v }),
 		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),
 		str("gossip-profile", "", "failure-detector timings: lan, or local (loopback; default when all addresses are loopback)", func(c *Config, v string) { c.GossipProfile = v }),

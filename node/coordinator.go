@@ -24,6 +24,8 @@ type QuorumError struct {
 	// Unreachable is how many home replicas had no live node to stand in
 	// for them (dead, and no live fallback or a strict request).
 	Unreachable int
+	// Cause is the last error a replica answered with, if any.
+	Cause error
 }
 
 func (e *QuorumError) Error() string {
@@ -34,6 +36,9 @@ func (e *QuorumError) Error() string {
 	msg := fmt.Sprintf("%s %s by %d of %d replicas asked, %d needed", e.Op, verb, e.Acked, e.Asked, e.Needed)
 	if e.Unreachable > 0 {
 		msg += fmt.Sprintf(" (%d home replicas unreachable)", e.Unreachable)
+	}
+	if e.Cause != nil {
+		msg += fmt.Sprintf("; last replica error: %v", e.Cause)
 	}
 	if e.Timeout {
 		return "node: timed out: " + msg
@@ -46,9 +51,13 @@ func (e *QuorumError) Error() string {
 type target struct {
 	id      ring.NodeID
 	hintFor ring.NodeID
+	// pending marks a joining node that will own the partition: it gets
+	// writes so it misses nothing while it pulls the rest, but its acks do
+	// not count toward W.
+	pending bool
 }
 
-func (t target) home() bool { return t.hintFor == "" }
+func (t target) home() bool { return t.hintFor == "" && !t.pending }
 
 // plan picks the replicas for a request on partition p: each live home
 // replica, and for each dead one the next live fallback in preference order
@@ -57,7 +66,10 @@ func (t target) home() bool { return t.hintFor == "" }
 // replicas with no stand-in: dead, with no live fallback left (a small
 // cluster) or a strict request. The coordinator keeps hints for those
 // itself, as Cassandra does; such hints do not count toward W.
-func (n *Node) plan(v *view, p ring.Partition, nrep int, strict bool) (pl replicaPlan) {
+//
+// Writes (forWrite) also go to the partition's future home replicas that
+// are joining (pending targets).
+func (n *Node) plan(v *view, p ring.Partition, nrep int, strict, forWrite bool) (pl replicaPlan) {
 	pref := v.ring.PreferenceList(p, nrep)
 	home := pref[:min(nrep, len(pref))]
 	pl.short = nrep - len(home)
@@ -81,6 +93,13 @@ func (n *Node) plan(v *view, p ring.Partition, nrep int, strict bool) (pl replic
 			spare = spare[1:]
 		default:
 			pl.missing = append(pl.missing, h)
+		}
+	}
+	if forWrite && v.future != nil {
+		for _, f := range v.future.Home(p, nrep) {
+			if !slices.Contains(home, f) && n.alive(f) && !slices.ContainsFunc(pl.targets, func(t target) bool { return t.id == f }) {
+				pl.targets = append(pl.targets, target{id: f, pending: true})
+			}
 		}
 	}
 	return pl
@@ -232,24 +251,30 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 		return nil, err
 	}
 	reply := &proto.PutReply{Context: version.EncodeVV(obj.Context)}
-	pl := n.plan(v, p, nrep, req.Strict)
+	pl := n.plan(v, p, nrep, req.Strict, true)
 	targets := pl.targets
 	enc := version.Encode(obj)
 	for _, h := range pl.missing {
 		n.storeHint(h, req.Key, obj)
 	}
 
-	acks := 0
-	results := make(chan error, len(targets))
+	acks, asked := 0, 0
+	var lastErr error
+	results := make(chan ackResult, len(targets))
 	sent := 0
 	for _, t := range targets {
+		if !t.pending {
+			asked++
+		}
 		if t.id == n.self {
 			// The local copy is already durable. A non-home coordinator
 			// holds it for a dead home replica.
-			if !t.home() {
+			if t.hintFor != "" {
 				n.storeHint(t.hintFor, req.Key, obj)
 			}
-			acks++
+			if !t.pending {
+				acks++
+			}
 			continue
 		}
 		sent++
@@ -261,8 +286,11 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 	}
 	for got := 0; got < sent; got++ {
 		select {
-		case err := <-results:
-			if err == nil {
+		case res := <-results:
+			if res.err != nil {
+				lastErr = fmt.Errorf("%s: %w", res.t.id, res.err)
+			}
+			if res.err == nil && !res.t.pending {
 				acks++
 				if acks >= w {
 					reply.Acks = acks
@@ -270,20 +298,26 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 				}
 			}
 		case <-ctx.Done():
-			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Timeout: true, Unreachable: pl.unreachable()}
+			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: asked, Needed: w, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
 		}
 	}
 	n.metrics.quorumFailures.WithLabelValues(opName(req)).Inc()
-	return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: len(targets), Needed: w, Unreachable: pl.unreachable()}
+	return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: asked, Needed: w, Unreachable: pl.unreachable(), Cause: lastErr}
+}
+
+// ackResult is one replica's answer to a replicated write.
+type ackResult struct {
+	t   target
+	err error
 }
 
 // replicate sends an object to one replica in the background; the result
 // goes to done (buffered by the caller). The send outlives the request: a
 // write acknowledged at W still reaches every replica it can.
-func (n *Node) replicate(v *view, t target, key, enc []byte, done chan<- error) {
+func (n *Node) replicate(v *view, t target, key, enc []byte, done chan<- ackResult) {
 	body, err := wire.Marshal(&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)})
 	if err != nil {
-		done <- err
+		done <- ackResult{t, err}
 		return
 	}
 	addr := v.members[t.id].RPCAddr
@@ -296,7 +330,7 @@ func (n *Node) replicate(v *view, t target, key, enc []byte, done chan<- error) 
 		if err != nil {
 			n.log.Debug().Err(err).Str("peer", string(t.id)).Msg("replicate")
 		}
-		done <- err
+		done <- ackResult{t, err}
 	}()
 }
 
@@ -357,7 +391,7 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 
 	v := n.view.Load()
 	p := v.ring.PartitionForKey(req.Key)
-	pl := n.plan(v, p, nrep, req.Strict)
+	pl := n.plan(v, p, nrep, req.Strict, false)
 	targets := pl.targets
 	if len(targets) == 0 {
 		return nil, &QuorumError{Op: "get", Needed: r, Unreachable: pl.unreachable()}
@@ -390,10 +424,14 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	var got []readResult
 	ok := 0
 	var merged *version.Object
+	var lastErr error
 	for len(got) < len(targets) && ok < r {
 		select {
 		case res := <-results:
 			got = append(got, res)
+			if res.err != nil {
+				lastErr = fmt.Errorf("%s: %w", res.t.id, res.err)
+			}
 			if res.err == nil {
 				ok++
 				merged = version.Merge(merged, res.obj)
@@ -401,13 +439,13 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 		case <-ctx.Done():
 			n.metrics.quorumFailures.WithLabelValues("get").Inc()
 			n.repairLater(v, req, targets, got, results, merged)
-			return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: pl.unreachable()}
+			return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
 		}
 	}
 	n.repairLater(v, req, targets, got, results, merged)
 	if ok < r {
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
-		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: pl.unreachable()}
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: pl.unreachable(), Cause: lastErr}
 	}
 	return getReply(merged, mode, ok, req.Tombstones), nil
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	quorumFailures *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	readRepairs    prometheus.Counter
+	transferKeys   prometheus.Counter
+	transferBytes  prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -41,6 +43,14 @@ func newMetrics(n *Node) *metrics {
 	m.readRepairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_read_repairs_total", Help: "Stale or missing replicas repaired after quorum reads.",
 	})
+	m.transferKeys = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mnemo_transfer_keys_received_total", Help: "Keys received by ownership transfer (joins, leaves, removals).",
+	})
+	m.transferBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mnemo_transfer_bytes_received_total", Help: "Bytes received by ownership transfer.",
+	})
+	f(m.transferKeys)
+	f(m.transferBytes)
 	f(m.requests)
 	f(m.errors)
 	f(m.quorumFailures)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/gossip"
 	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
@@ -29,8 +30,14 @@ var ErrClosed = errors.New("node: closed")
 // view is an immutable snapshot of the ring as this node knows it. A new one
 // is published whenever the ring state changes; requests load it once.
 type view struct {
-	state   ring.State
-	ring    *ring.Ring // the members that own data: active and leaving
+	state ring.State
+	// ring places data on the members that own it now: active and leaving
+	// ones. Reads and write quorums use it.
+	ring *ring.Ring
+	// future is the ring once joins and leaves complete: active and
+	// joining members. Joining members receive writes (not counted toward
+	// W) and pull the partitions they will own; leaving ones hand theirs off.
+	future  *ring.Ring
 	members map[ring.NodeID]ring.Member
 }
 
@@ -67,6 +74,8 @@ type Node struct {
 	selfEntry ring.Member
 
 	view atomic.Pointer[view]
+	// remoteState is set once a peer's ring state has been merged.
+	remoteState atomic.Bool
 
 	// handlers is filled before serving starts and read-only after.
 	handlers map[wire.Kind]handler
@@ -74,6 +83,10 @@ type Node struct {
 	// hints keeps what this node holds as a fallback for a dead home
 	// replica (hinted handoff); nil: hints are off.
 	hints hintSink
+
+	// ringHooks run after a new ring view is published (on the publishing
+	// goroutine: they must only signal). Set before serving.
+	ringHooks []func()
 
 	// statsSources add subsystems' figures to NodeInfo. Set before serving.
 	statsSources []statsSource
@@ -88,11 +101,15 @@ type Node struct {
 	cancelBg context.CancelFunc
 	wg       sync.WaitGroup
 
+	// owner runs ownership transfer; transferLimit throttles it.
+	owner         *ownership
+	transferLimit *ratelimit.Bucket
+
 	closeOnce sync.Once
 	closeErr  error
-	// fatal receives an error that must stop the node (a ring with another
-	// partition count); see Fatal.
-	fatal chan error
+	// done receives why the node must stop: ErrLeft after a decommission,
+	// or a fatal error (a ring with another partition count); see Done.
+	done chan error
 }
 
 // New opens the node's store, binds its ports, joins the cluster and starts
@@ -107,7 +124,7 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		self:     ring.NodeID(cfg.ID),
 		started:  time.Now(),
 		handlers: map[wire.Kind]handler{},
-		fatal:    make(chan error, 1),
+		done:     make(chan error, 1),
 	}
 	n.bg, n.cancelBg = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
@@ -146,12 +163,18 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		}
 	}
 	n.pool = wire.NewPool(wire.ClientConfig{Logger: n.log})
+	n.transferLimit = ratelimit.New(float64(cfg.TransferRate))
+	n.owner = newOwnership(n)
+	status, err := n.initialStatus()
+	if err != nil {
+		return nil, err
+	}
 	n.registerHandlers()
 
 	n.selfEntry = ring.Member{
 		ID:      n.self,
 		Zone:    cfg.Zone,
-		Status:  ring.Active,
+		Status:  status,
 		RPCAddr: n.rpcLn.Addr().String(),
 	}
 	if n.httpLn != nil {
@@ -182,6 +205,11 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		}()
 	}
 
+	// Hooks are read by gossip's goroutines from here on: set them first.
+	n.ringHooks = append(n.ringHooks, n.owner.signal)
+	n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { n.owner.signal() })
+	n.statsSources = append(n.statsSources, n.owner.stats)
+
 	gcfg := gossip.DefaultConfig()
 	if cfg.GossipProfile == "local" || (cfg.GossipProfile == "" && allLoopback(cfg)) {
 		gcfg = gossip.DefaultLocalConfig()
@@ -203,6 +231,9 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.stateMu.Unlock()
 	n.publishView()
 	g.BroadcastState()
+
+	n.wg.Add(1)
+	go n.owner.run()
 
 	n.log.Info().Str("rpc", n.RPCAddr()).Str("http", n.HTTPAddr()).Str("gossip", g.LocalAddr()).
 		Strs("join", cfg.Join).Int("partitions", cfg.Partitions).
@@ -248,9 +279,11 @@ func (n *Node) GossipAddr() string { return n.gsp.Load().LocalAddr() }
 // Store is the node's store (tests and subsystems).
 func (n *Node) Store() *store.Store { return n.store }
 
-// Fatal returns a channel that receives an error when the node can no
-// longer run correctly (it found a cluster with another partition count).
-func (n *Node) Fatal() <-chan error { return n.fatal }
+// Done returns a channel that receives why the node stopped serving on its
+// own: ErrLeft once a decommission (mnemo leave) has completed, or an error
+// that keeps it from running correctly (a cluster with another partition
+// count). The caller should then Close it.
+func (n *Node) Done() <-chan error { return n.done }
 
 // Ring returns the current ring snapshot.
 func (n *Node) Ring() *ring.Ring { return n.view.Load().ring }
@@ -280,13 +313,21 @@ func (n *Node) publishView() {
 		n.log.Error().Err(err).Msg("ring state does not make a ring; keeping the old one")
 		return
 	}
-	v := &view{state: st, ring: r, members: make(map[ring.NodeID]ring.Member, len(st.Members))}
+	future, err := ring.New(st.Partitions, ring.NodesOf(st.WithStatus(ring.Active, ring.Joining)))
+	if err != nil {
+		n.log.Error().Err(err).Msg("ring state does not make a future ring; keeping the old one")
+		return
+	}
+	v := &view{state: st, ring: r, future: future, members: make(map[ring.NodeID]ring.Member, len(st.Members))}
 	for id, m := range st.Members {
 		v.members[id] = m
 	}
 	old := n.view.Swap(v)
 	if old != nil && old.state.Digest() != st.Digest() {
 		n.log.Info().Int("owners", len(owners)).Uint64("digest", st.Digest()).Msg("ring changed")
+		for _, h := range n.ringHooks {
+			h()
+		}
 	}
 }
 
@@ -313,12 +354,15 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 	}
 	n.stateMu.Lock()
 	changed, err := n.state.Merge(remote)
+	if err == nil && len(remote.Members) > 0 {
+		n.remoteState.Store(true)
+	}
 	if errors.Is(err, ring.ErrPartitionMismatch) {
 		n.stateMu.Unlock()
 		err = fmt.Errorf("node: the cluster has %d partitions, this node was started with %d: start it with --partitions %d (and an empty data directory) or join another cluster: %w",
 			remote.Partitions, n.cfg.Partitions, remote.Partitions, err)
 		select {
-		case n.fatal <- err:
+		case n.done <- err:
 		default:
 		}
 		return err
@@ -456,4 +500,57 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindReplicaGet] = n.handleReplicaGet
 	n.handlers[proto.KindStatus] = n.handleStatus
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
+	n.handlers[kindTransferScan] = n.handleTransferScan
+	n.handlers[kindTransferSynced] = n.handleTransferSynced
+	n.handlers[proto.KindOwnershipEvents] = n.handleOwnershipEvents
+	n.handlers[proto.KindLeave] = n.handleLeave
+	n.handlers[proto.KindRemove] = n.handleRemove
+}
+
+// initialStatus decides how this node enters the ring: as it was before a
+// restart; joining when it starts on an empty directory and has members to
+// join (it pulls its partitions first); active when it founds a cluster.
+// A node that was removed while away comes back as a plain join.
+func (n *Node) initialStatus() (ring.Status, error) {
+	if _, err := n.owner.load(); err != nil {
+		return 0, err
+	}
+	if s, ok := n.owner.persistedStatus(); ok {
+		switch s {
+		case ring.Removed:
+			n.log.Warn().Msg("this node was removed from the ring: rejoining as a new member; its old data is merged, not trusted")
+			return ring.Joining, n.owner.persistStatus(ring.Joining)
+		case ring.Active, ring.Leaving, ring.Joining:
+			return s, nil
+		}
+	}
+	status := ring.Active
+	if n.store.Fresh() && len(n.otherSeeds()) > 0 {
+		status = ring.Joining
+	}
+	return status, n.owner.persistStatus(status)
+}
+
+// otherSeeds is the join list without this node's own gossip address.
+func (n *Node) otherSeeds() []string {
+	var out []string
+	for _, j := range n.cfg.Join {
+		if j != n.cfg.Gossip {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// joined reports whether this node has reached the cluster it was told to
+// join (or founds one).
+func (n *Node) joined() bool {
+	if len(n.otherSeeds()) == 0 {
+		return true
+	}
+	// NB: gossip reports a peer alive a moment before its ring state is
+	// merged (memberlist calls NotifyJoin first); decide nothing from a
+	// ring that does not hold the cluster's members yet.
+	g := n.gsp.Load()
+	return g != nil && g.NumMembers() > 1 && n.remoteState.Load()
 }

@@ -504,10 +504,31 @@ type Entry struct {
 // [segFrom, segTo), in key-layout order, from a consistent snapshot. The
 // entry is the caller's to keep. Returning false stops the scan.
 func (s *Store) ScanPartition(p ring.Partition, segFrom, segTo uint32, fn func(Entry) bool) error {
+	return s.scan(p, s.dataKey(p, segFrom, nil), segTo, fn)
+}
+
+// Cursor is a position in a partition scan: the last entry returned.
+type Cursor struct {
+	Segment uint32
+	Key     []byte
+}
+
+// ScanPartitionAfter calls fn for every key of partition p after cursor
+// (from the start when cursor is nil), in key-layout order. Resumable scans
+// (ownership transfer) use it.
+func (s *Store) ScanPartitionAfter(p ring.Partition, cursor *Cursor, fn func(Entry) bool) error {
+	lo := s.dataKey(p, 0, nil)
+	if cursor != nil {
+		// The smallest key after cursor's: the same bytes plus a zero byte.
+		lo = append(s.dataKey(p, cursor.Segment, cursor.Key), 0)
+	}
+	return s.scan(p, lo, uint32(s.opts.Segments), fn)
+}
+
+func (s *Store) scan(p ring.Partition, lo []byte, segTo uint32, fn func(Entry) bool) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	lo := s.dataKey(p, segFrom, nil)
 	var hi []byte
 	if int(segTo) >= s.opts.Segments {
 		hi = s.dataKey(p+1, 0, nil)

@@ -448,3 +448,33 @@ func TestAuxKeyspaces(t *testing.T) {
 		t.Fatalf("aux records counted as keys: %+v", c)
 	}
 }
+
+func TestScanPartitionAfterResumes(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{Partitions: 4, Segments: 16})
+	defer s.Close()
+	for i := range 300 {
+		s.Put(PutRequest{Key: []byte(fmt.Sprint("k", i)), Value: []byte("v")})
+	}
+	for p := range ring.Partition(4) {
+		var all []string
+		s.ScanPartition(p, 0, 16, func(e Entry) bool { all = append(all, string(e.Key)); return true })
+		// Read it back 7 keys at a time from a cursor.
+		var got []string
+		var cur *Cursor
+		for {
+			n := 0
+			s.ScanPartitionAfter(p, cur, func(e Entry) bool {
+				got = append(got, string(e.Key))
+				cur = &Cursor{e.Segment, e.Key}
+				n++
+				return n < 7
+			})
+			if n < 7 {
+				break
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(all, ",") {
+			t.Fatalf("partition %d: resumed scan %d keys, full scan %d", p, len(got), len(all))
+		}
+	}
+}

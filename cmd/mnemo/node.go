@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -52,7 +53,11 @@ with one line per bad setting.`,
 			select {
 			case s := <-sig:
 				log.Info().Str("signal", s.String()).Msg("stopping")
-			case err := <-n.Fatal():
+			case err := <-n.Done():
+				if errors.Is(err, node.ErrLeft) {
+					log.Info().Msg("left the ring; exiting")
+					return n.Close()
+				}
 				log.Error().Err(err).Msg("stopping")
 				n.Close()
 				return err

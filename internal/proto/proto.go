@@ -186,3 +186,47 @@ type ReplicaGetReply struct {
 	Found  bool   `msgpack:"f"`
 	Object []byte `msgpack:"o,omitempty"`
 }
+
+// Admin and ownership kinds clients use. Wire enum: only append.
+const (
+	// KindLeave starts decommissioning the node that receives it: empty ->
+	// empty. The node hands its partitions to their new owners, leaves the
+	// ring and exits.
+	KindLeave = KindAdminBase + iota
+	// KindRemove takes a dead member out of the ring: RemoveRequest -> empty.
+	KindRemove
+)
+
+// KindOwnershipEvents long-polls a node's partition-ownership events:
+// EventsRequest -> EventsReply. (In the transfer range.)
+const KindOwnershipEvents = KindTransferBase + 2
+
+// RemoveRequest names the member to remove.
+type RemoveRequest struct {
+	ID string `msgpack:"id"`
+	// Force removes a member even though it is seen alive.
+	Force bool `msgpack:"f,omitempty"`
+}
+
+// OwnershipEvent says a node gained or lost a partition.
+type OwnershipEvent struct {
+	Seq       uint64   `msgpack:"q" json:"seq"`
+	Node      string   `msgpack:"n" json:"node"`
+	Kind      string   `msgpack:"k" json:"kind"` // "gained" or "lost"
+	Partition uint32   `msgpack:"p" json:"partition"`
+	Peers     []string `msgpack:"r,omitempty" json:"peers,omitempty"` // gained: from whom; lost: to whom
+	UnixMs    int64    `msgpack:"t" json:"unix_ms"`
+}
+
+// EventsRequest asks for events after sequence number After, waiting up to
+// WaitMs for one when there are none.
+type EventsRequest struct {
+	After  uint64 `msgpack:"a"`
+	WaitMs int64  `msgpack:"w"`
+}
+
+// EventsReply carries the events and the sequence to ask after next.
+type EventsReply struct {
+	Events []OwnershipEvent `msgpack:"e"`
+	Next   uint64           `msgpack:"n"`
+}
