@@ -73,7 +73,6 @@ type transferSyncedReply struct {
 	Synced []bool `msgpack:"s"`
 }
 
-
 // ownership runs transfers for one node.
 type ownership struct {
 	n    *Node
