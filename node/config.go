@@ -76,6 +76,10 @@ type Config struct {
 	// TombstoneGrace is how long a delete's tombstone is kept before it is
 	// reaped; a node down longer than this rejoins empty. Default 24h.
 	TombstoneGrace time.Duration
+	// StaleData says what a node does when it finds it was away longer
+	// than TombstoneGrace: refuse (the default) to start, rejoin-empty
+	// (move the data aside, rejoin as a new member), or keep it.
+	StaleData string
 	// GossipProfile is lan (memberlist's LAN timings) or local (loopback:
 	// deaths seen in about 2 s). Default local when every address is on
 	// loopback, else lan.
@@ -109,6 +113,7 @@ func DefaultConfig() Config {
 		TransferInterval: 2 * time.Second,
 		TransferRate:     64 << 20,
 		TombstoneGrace:   24 * time.Hour,
+		StaleData:        StaleRefuse,
 	}
 }
 
@@ -198,6 +203,9 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.TombstoneGrace <= 0 {
 		bad("tombstone-grace", "%v must be positive", c.TombstoneGrace)
+	}
+	if !slices.Contains([]string{StaleRefuse, StaleRejoinEmpty, StaleKeep}, c.StaleData) {
+		bad("stale-data", "%q must be refuse, rejoin-empty or keep", c.StaleData)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log-level", "%q must be debug, info, warn or error", c.LogLevel)
@@ -317,6 +325,7 @@ func Settings() []Setting {
 		size("transfer-rate", d.TransferRate, "ownership-transfer bandwidth per node, per second (0: unlimited)", func(c *Config, v int64) { c.TransferRate = v }),
 		dur("auto-remove-after", d.AutoRemoveAfter, "remove a member dead this long (0: never; a transient failure moves no data)", func(c *Config, v time.Duration) { c.AutoRemoveAfter = v }),
 		dur("tombstone-grace", d.TombstoneGrace, "keep delete tombstones this long; a node down longer rejoins empty", func(c *Config, v time.Duration) { c.TombstoneGrace = v }),
+		str("stale-data", d.StaleData, "when away longer than tombstone-grace: refuse to start, rejoin-empty (data moved aside), or keep", func(c *Config, v string) { c.StaleData = v }),
 		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),
 		str("gossip-profile", "", "failure-detector timings: lan, or local (loopback; default when all addresses are loopback)", func(c *Config, v string) { c.GossipProfile = v }),

@@ -13,14 +13,15 @@ import (
 // metrics are the node's Prometheus series, on a registry of its own so
 // several nodes can run in one process (tests).
 type metrics struct {
-	reg            *prometheus.Registry
-	requests       *prometheus.CounterVec
-	errors         *prometheus.CounterVec
-	quorumFailures *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	readRepairs    prometheus.Counter
-	transferKeys   prometheus.Counter
-	transferBytes  prometheus.Counter
+	reg              *prometheus.Registry
+	requests         *prometheus.CounterVec
+	errors           *prometheus.CounterVec
+	quorumFailures   *prometheus.CounterVec
+	latency          *prometheus.HistogramVec
+	readRepairs      prometheus.Counter
+	transferKeys     prometheus.Counter
+	transferBytes    prometheus.Counter
+	tombstonesReaped prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -49,6 +50,10 @@ func newMetrics(n *Node) *metrics {
 	m.transferBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_transfer_bytes_received_total", Help: "Bytes received by ownership transfer.",
 	})
+	m.tombstonesReaped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mnemo_tombstones_reaped_total", Help: "Deleted keys whose tombstones were reaped after the grace.",
+	})
+	f(m.tombstonesReaped)
 	f(m.transferKeys)
 	f(m.transferBytes)
 	f(m.requests)

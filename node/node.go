@@ -128,15 +128,17 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	}
 	n.bg, n.cancelBg = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
-	// On any failure below, undo what was started.
+	// On any failure below, undo what was started. NB: `return nil, err`
+	// has already set n to nil when this runs.
+	started := n
 	defer func() {
 		if err != nil {
-			n.Close()
+			started.Close()
 			n = nil
 		}
 	}()
 
-	n.store, err = store.Open(store.Options{
+	sopts := store.Options{
 		Dir:          cfg.Data,
 		NodeID:       cfg.ID,
 		Partitions:   cfg.Partitions,
@@ -147,8 +149,15 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		MaxValueSize: cfg.MaxValueSize,
 		CacheSize:    cfg.CacheSize,
 		Logger:       n.log,
-	})
+	}
+	st, err := store.Open(sopts)
 	if err != nil {
+		return nil, err
+	}
+	if n.store, err = n.checkStale(st, sopts); err != nil {
+		return nil, err
+	}
+	if err := n.markAlive(); err != nil {
 		return nil, err
 	}
 	n.log.Info().Str("data", cfg.Data).Str("epoch", n.store.Epoch()).Bool("fresh", n.store.Fresh()).
@@ -232,8 +241,9 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.publishView()
 	g.BroadcastState()
 
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.owner.run()
+	go n.housekeeping()
 
 	n.log.Info().Str("rpc", n.RPCAddr()).Str("http", n.HTTPAddr()).Str("gossip", g.LocalAddr()).
 		Strs("join", cfg.Join).Int("partitions", cfg.Partitions).
