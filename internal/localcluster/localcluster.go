@@ -136,30 +136,40 @@ func New(opts Options) (*Cluster, error) {
 		return nil, errors.New("localcluster: Binary and Dir are required")
 	}
 	c := &Cluster{opts: opts}
-	for i := range opts.Nodes {
-		p := &Proc{Index: i, ID: fmt.Sprintf("node-%d", i+1)}
-		var err error
-		if p.RPC, err = FreePort(); err != nil {
+	for range opts.Nodes {
+		if _, err := c.Add(); err != nil {
 			return nil, err
 		}
-		if p.Gossip, err = FreePort(); err != nil {
-			return nil, err
-		}
-		if opts.HTTP {
-			if p.HTTP, err = FreePort(); err != nil {
-				return nil, err
-			}
-		}
-		if opts.RESP {
-			if p.RESP, err = FreePort(); err != nil {
-				return nil, err
-			}
-		}
-		p.DataDir = filepath.Join(opts.Dir, p.ID)
-		p.LogFile = filepath.Join(opts.Dir, p.ID+".log")
-		c.Nodes = append(c.Nodes, p)
 	}
 	return c, nil
+}
+
+// Add allocates one more node (not started; Start it) and returns its
+// index. It joins through the nodes allocated before it.
+func (c *Cluster) Add() (int, error) {
+	i := len(c.Nodes)
+	p := &Proc{Index: i, ID: fmt.Sprintf("node-%d", i+1)}
+	var err error
+	if p.RPC, err = FreePort(); err != nil {
+		return 0, err
+	}
+	if p.Gossip, err = FreePort(); err != nil {
+		return 0, err
+	}
+	if c.opts.HTTP {
+		if p.HTTP, err = FreePort(); err != nil {
+			return 0, err
+		}
+	}
+	if c.opts.RESP {
+		if p.RESP, err = FreePort(); err != nil {
+			return 0, err
+		}
+	}
+	p.DataDir = filepath.Join(c.opts.Dir, p.ID)
+	p.LogFile = filepath.Join(c.opts.Dir, p.ID+".log")
+	c.Nodes = append(c.Nodes, p)
+	return i, nil
 }
 
 // StartAll starts every node and waits until each sees all of them alive.
