@@ -1,0 +1,702 @@
+package antientropy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/wire"
+	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/store"
+)
+
+// ErrClosed is returned by ExchangeNow after Close.
+var ErrClosed = errors.New("antientropy: closed")
+
+// Cluster is what anti-entropy needs from the node: who it is, who is
+// alive, who the home replicas of a partition are, and a way to call a
+// peer. All methods must be safe for concurrent use.
+type Cluster interface {
+	// Self is this node's id.
+	Self() ring.NodeID
+	// Alive reports whether a node is alive as far as gossip knows.
+	Alive(id ring.NodeID) bool
+	// Replicas returns the home replicas of partition p in the current
+	// ring; this node may or may not be one.
+	Replicas(p ring.Partition) []ring.NodeID
+	// Call sends one request to a peer and returns its reply payload, or
+	// an error (a *wire.Error for an error reply).
+	Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error)
+}
+
+// Config configures anti-entropy. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	// Store is the node's store. Required.
+	Store *store.Store
+	// Trees are the store's Observer (store.Options.Observer), of the same
+	// shape as the store. Required. New builds them in the background.
+	Trees *Trees
+	// Cluster is the node. Required.
+	Cluster Cluster
+	// Interval is how often each partition is exchanged with each of its
+	// other home replicas (--ae-interval). Default 1 min.
+	Interval time.Duration
+	// Rate bounds the anti-entropy bytes this node sends, in bytes per
+	// second (--ae-rate), with bursts of up to Rate/8 (at least 256 KiB).
+	// Negative: unlimited. Default 64 MiB/s.
+	Rate int64
+	// RetryDelay is how soon partitions a rejoin asked to exchange are
+	// tried again when the peer's tree was not built yet or the call
+	// failed. Such retries stop after Interval, when the periodic rounds
+	// take over. Default 500 ms (at most Interval).
+	RetryDelay time.Duration
+	// CallTimeout bounds each request of an exchange, so a peer that
+	// stops answering cannot hold the scheduler. Default 30 s.
+	CallTimeout time.Duration
+	// Logger receives one line per partition exchange that repaired
+	// anything, and errors. The zero Logger discards them.
+	Logger zerolog.Logger
+	// Registerer, when set, receives the mnemo_ae_* metrics.
+	Registerer prometheus.Registerer
+	// Now is the clock for schedules and statistics. Default time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultInterval    = time.Minute
+	DefaultRate        = 64 << 20
+	DefaultRetryDelay  = 500 * time.Millisecond
+	DefaultCallTimeout = 30 * time.Second
+)
+
+// DefaultConfig returns the defaults; set Store, Trees and Cluster.
+func DefaultConfig() Config {
+	return Config{Interval: DefaultInterval, Rate: DefaultRate, RetryDelay: DefaultRetryDelay,
+		CallTimeout: DefaultCallTimeout, Now: time.Now}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Interval == 0 {
+		c.Interval = d.Interval
+	}
+	if c.Rate == 0 {
+		c.Rate = d.Rate
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = min(d.RetryDelay, c.Interval)
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = d.CallTimeout
+	}
+	if c.Now == nil {
+		c.Now = d.Now
+	}
+	return c
+}
+
+// Validate reports every bad field at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("antientropy: Store is required"))
+	}
+	if c.Trees == nil {
+		errs = append(errs, errors.New("antientropy: Trees is required"))
+	}
+	if c.Cluster == nil {
+		errs = append(errs, errors.New("antientropy: Cluster is required"))
+	}
+	if c.Store != nil && c.Trees != nil &&
+		(c.Store.Partitions() != c.Trees.Partitions() || c.Store.Segments() != c.Trees.Segments()) {
+		errs = append(errs, fmt.Errorf("antientropy: trees of %d partitions x %d segments do not fit a store of %d x %d",
+			c.Trees.Partitions(), c.Trees.Segments(), c.Store.Partitions(), c.Store.Segments()))
+	}
+	if c.Interval < 0 {
+		errs = append(errs, fmt.Errorf("antientropy: Interval %v is negative", c.Interval))
+	}
+	if c.RetryDelay < 0 {
+		errs = append(errs, fmt.Errorf("antientropy: RetryDelay %v is negative", c.RetryDelay))
+	}
+	if c.CallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("antientropy: CallTimeout %v is negative", c.CallTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// pairKey names one partition shared with one peer.
+type pairKey struct {
+	p    ring.Partition
+	peer ring.NodeID
+}
+
+// pairState is what is known of one partition shared with one peer.
+type pairState struct {
+	last   time.Time // last exchange of the pair, in either role
+	inSync time.Time // last time their roots were seen equal
+	synced bool      // whether the last comparison found them equal
+}
+
+// AntiEntropy runs Merkle-tree exchanges between home replicas: a
+// scheduler (rejoin triggers, periodic rounds) on the initiating side and
+// Handle on the responding side. Safe for concurrent use.
+type AntiEntropy struct {
+	cfg   Config
+	log   zerolog.Logger
+	st    *store.Store
+	trees *Trees
+	cl    Cluster
+	lim   *limiter
+	met   *metrics
+	start time.Time
+	// replyCap bounds the object bytes of one keys reply (maxReplyObjects;
+	// tests lower it to exercise cut replies).
+	replyCap int
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the scheduler and the build
+	kick   chan struct{}  // wakes the scheduler (capacity 1)
+	closed atomic.Bool
+	once   sync.Once
+
+	// mu guards rejoined and pairs.
+	mu struct {
+		sync.Mutex
+		// rejoined holds rejoin triggers not yet taken by the scheduler.
+		rejoined []ring.NodeID
+		pairs    map[pairKey]*pairState
+	}
+
+	stats struct {
+		exchanges, repairs, failures atomic.Uint64
+		keysSent, keysReceived       atomic.Uint64
+		keysChanged                  atomic.Uint64
+		bytesSent, bytesReceived     atomic.Uint64
+	}
+}
+
+// New validates cfg, starts building the trees in the background and
+// starts the scheduler. The caller must Close it (before closing the
+// store).
+func New(cfg Config) (*AntiEntropy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	a := &AntiEntropy{
+		cfg:      cfg,
+		log:      cfg.Logger.With().Str("component", "antientropy").Logger(),
+		st:       cfg.Store,
+		trees:    cfg.Trees,
+		cl:       cfg.Cluster,
+		lim:      newLimiter(cfg.Rate),
+		start:    cfg.Now(),
+		replyCap: maxReplyObjects,
+		kick:     make(chan struct{}, 1),
+	}
+	a.mu.pairs = map[pairKey]*pairState{}
+	if cfg.Registerer != nil {
+		m, err := newMetrics(a, cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		a.met = m
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.wg.Add(2)
+	go a.build()
+	go a.run()
+	return a, nil
+}
+
+// build builds the trees, then wakes the scheduler for retries.
+func (a *AntiEntropy) build() {
+	defer a.wg.Done()
+	t0 := time.Now()
+	if err := a.trees.Build(a.ctx, a.st); err != nil {
+		if a.ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+			a.log.Error().Err(err).Msg("building merkle trees")
+		}
+		return
+	}
+	a.log.Info().Int("partitions", a.trees.Partitions()).Dur("took", time.Since(t0)).Msg("merkle trees built")
+	a.wake()
+}
+
+// Kinds lists the request kinds Handle serves; the node routes them here.
+func (a *AntiEntropy) Kinds() []wire.Kind {
+	return []wire.Kind{KindRoots, KindSegments, KindKeys, KindPush}
+}
+
+// Trees returns the trees.
+func (a *AntiEntropy) Trees() *Trees { return a.trees }
+
+// Root returns partition p's root hash, and false while its tree is not
+// built.
+func (a *AntiEntropy) Root(p ring.Partition) (uint64, bool) { return a.trees.Root(p) }
+
+// Roots returns the root hash of every built partition.
+func (a *AntiEntropy) Roots() map[ring.Partition]uint64 { return a.trees.Roots() }
+
+// NodeRejoined asks for an immediate exchange of every partition shared
+// with id (a peer seen alive again after a death or a restart). It does not
+// block. Each such partition is exchanged by one replica only, the first
+// alive home replica other than id in the ring's order, so that a node
+// missing data is not sent it by every other replica; the others postpone
+// their own exchange with id by one Interval, by when it is cheap.
+func (a *AntiEntropy) NodeRejoined(id ring.NodeID) {
+	if id == a.cl.Self() || a.closed.Load() {
+		return
+	}
+	a.mu.Lock()
+	a.mu.rejoined = append(a.mu.rejoined, id)
+	a.mu.Unlock()
+	a.wake()
+}
+
+func (a *AntiEntropy) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the scheduler and the build and waits for them; an
+// exchange in flight is cancelled. Idempotent. Handle answers
+// CodeUnavailable afterwards.
+func (a *AntiEntropy) Close() error {
+	a.once.Do(func() {
+		a.closed.Store(true)
+		a.cancel()
+		a.wg.Wait()
+	})
+	return nil
+}
+
+// urgent is a rejoin trigger being served: partitions to exchange with a
+// peer as soon as possible.
+type urgent struct {
+	parts map[ring.Partition]bool
+	since time.Time
+}
+
+// run is the scheduler: rejoin triggers first, then periodic rounds.
+func (a *AntiEntropy) run() {
+	defer a.wg.Done()
+	tick := max(a.cfg.Interval/8, time.Millisecond)
+	urgents := map[ring.NodeID]*urgent{}
+	timer := time.NewTimer(tick)
+	defer timer.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-a.kick:
+		case <-timer.C:
+		}
+		a.takeRejoins(urgents)
+		a.runUrgent(urgents)
+		a.runPeriodic()
+		next := tick
+		if len(urgents) > 0 {
+			next = min(next, a.cfg.RetryDelay)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// takeRejoins turns pending rejoin triggers into urgent exchanges for the
+// partitions this node is designated to repair, and postpones the rest.
+func (a *AntiEntropy) takeRejoins(urgents map[ring.NodeID]*urgent) {
+	a.mu.Lock()
+	ids := a.mu.rejoined
+	a.mu.rejoined = nil
+	a.mu.Unlock()
+	now := a.cfg.Now()
+	for _, id := range ids {
+		u := urgents[id]
+		if u == nil {
+			u = &urgent{parts: map[ring.Partition]bool{}}
+			urgents[id] = u
+		}
+		u.since = now
+		var postponed []ring.Partition
+		for _, p := range a.shared(id) {
+			if a.designated(p, id) {
+				u.parts[p] = true
+			} else {
+				postponed = append(postponed, p)
+			}
+		}
+		a.mu.Lock()
+		for _, p := range postponed {
+			a.pair(p, id).last = now
+		}
+		a.mu.Unlock()
+		a.log.Info().Str("peer", string(id)).Int("partitions", len(u.parts)).Int("postponed", len(postponed)).
+			Msg("peer rejoined: exchanging shared partitions")
+		if len(u.parts) == 0 {
+			delete(urgents, id)
+		}
+	}
+}
+
+// runUrgent exchanges the partitions of rejoin triggers; those that could
+// not be compared (the peer's tree not built yet, a failed call) stay for a
+// retry until Interval has passed or the peer dies.
+func (a *AntiEntropy) runUrgent(urgents map[ring.NodeID]*urgent) {
+	peers := make([]ring.NodeID, 0, len(urgents))
+	for id := range urgents {
+		peers = append(peers, id)
+	}
+	slices.Sort(peers)
+	for _, id := range peers {
+		if a.ctx.Err() != nil {
+			return
+		}
+		u := urgents[id]
+		if !a.cl.Alive(id) || a.cfg.Now().Sub(u.since) > a.cfg.Interval {
+			delete(urgents, id)
+			continue
+		}
+		parts := make([]ring.Partition, 0, len(u.parts))
+		for p := range u.parts {
+			parts = append(parts, p)
+		}
+		res, err := a.ExchangeNow(a.ctx, id, parts)
+		for _, p := range res.Done {
+			delete(u.parts, p)
+		}
+		if err != nil && a.ctx.Err() == nil {
+			a.log.Warn().Err(err).Str("peer", string(id)).Msg("exchange after rejoin failed; will retry")
+		}
+		if len(u.parts) == 0 {
+			delete(urgents, id)
+		}
+	}
+}
+
+// runPeriodic exchanges every shared partition whose pair is due: once per
+// Interval when this node has the lower id, and after two Intervals
+// otherwise (only if the other side has not been exchanging, say because
+// it is overloaded or runs without anti-entropy). Either side's exchange
+// counts for both, so each pair is exchanged about once per Interval, not
+// twice.
+func (a *AntiEntropy) runPeriodic() {
+	now := a.cfg.Now()
+	self := a.cl.Self()
+	due := map[ring.NodeID][]ring.Partition{}
+	a.mu.Lock()
+	for p := range a.trees.Partitions() {
+		part := ring.Partition(p)
+		reps := a.cl.Replicas(part)
+		if !slices.Contains(reps, self) {
+			continue
+		}
+		for _, peer := range reps {
+			if peer == self {
+				continue
+			}
+			last := a.start
+			if ps := a.mu.pairs[pairKey{part, peer}]; ps != nil && !ps.last.IsZero() {
+				last = ps.last
+			}
+			period := a.cfg.Interval
+			if peer < self {
+				period *= 2
+			}
+			if now.Sub(last) >= period {
+				due[peer] = append(due[peer], part)
+			}
+		}
+	}
+	a.mu.Unlock()
+	peers := make([]ring.NodeID, 0, len(due))
+	for id := range due {
+		peers = append(peers, id)
+	}
+	slices.Sort(peers)
+	for _, id := range peers {
+		if a.ctx.Err() != nil {
+			return
+		}
+		parts := due[id]
+		if !a.cl.Alive(id) {
+			continue
+		}
+		if _, err := a.ExchangeNow(a.ctx, id, parts); err != nil && a.ctx.Err() == nil {
+			a.log.Warn().Err(err).Str("peer", string(id)).Int("partitions", len(parts)).Msg("periodic exchange failed")
+		}
+		// Whatever happened, the pair waits for the next round: a dead or
+		// failing peer is not retried at every tick.
+		a.mu.Lock()
+		t := a.cfg.Now()
+		for _, p := range parts {
+			ps := a.pair(p, id)
+			if ps.last.Before(t) {
+				ps.last = t
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// shared returns the partitions of which both this node and peer are home
+// replicas, in order.
+func (a *AntiEntropy) shared(peer ring.NodeID) []ring.Partition {
+	self := a.cl.Self()
+	var out []ring.Partition
+	for p := range a.trees.Partitions() {
+		reps := a.cl.Replicas(ring.Partition(p))
+		if slices.Contains(reps, self) && slices.Contains(reps, peer) {
+			out = append(out, ring.Partition(p))
+		}
+	}
+	return out
+}
+
+// designated reports whether this node is the one to repair partition p
+// on a rejoined peer: the first alive home replica other than the peer.
+func (a *AntiEntropy) designated(p ring.Partition, peer ring.NodeID) bool {
+	for _, id := range a.cl.Replicas(p) {
+		if id == peer || !a.cl.Alive(id) {
+			continue
+		}
+		return id == a.cl.Self()
+	}
+	return false
+}
+
+// pair returns the state of (p, peer), creating it; mu must be held.
+func (a *AntiEntropy) pair(p ring.Partition, peer ring.NodeID) *pairState {
+	k := pairKey{p, peer}
+	ps := a.mu.pairs[k]
+	if ps == nil {
+		ps = &pairState{}
+		a.mu.pairs[k] = ps
+	}
+	return ps
+}
+
+// noteCompared records a comparison of p's roots with peer.
+func (a *AntiEntropy) noteCompared(p ring.Partition, peer ring.NodeID, equal bool) {
+	now := a.cfg.Now()
+	a.mu.Lock()
+	ps := a.pair(p, peer)
+	ps.last = now
+	ps.synced = equal
+	if equal {
+		ps.inSync = now
+	}
+	a.mu.Unlock()
+}
+
+// Stats are anti-entropy's figures since New.
+type Stats struct {
+	// Exchanges counts partition exchanges this node initiated and
+	// completed (roots compared, and repaired if they differed).
+	Exchanges uint64
+	// Repairs counts those that found different roots and exchanged keys.
+	Repairs uint64
+	// Failures counts exchanges (ExchangeNow calls) that failed.
+	Failures uint64
+	// KeysSent and KeysReceived count objects sent to and received from
+	// peers, in either role; an object travels only when the other side
+	// lacks it or holds another version.
+	KeysSent, KeysReceived uint64
+	// KeysChanged counts received objects that changed this node's store.
+	KeysChanged uint64
+	// BytesSent and BytesReceived count anti-entropy messages in either
+	// role, as sent on the network (compressed payloads plus the wire's
+	// 16-byte frame headers).
+	BytesSent, BytesReceived uint64
+	// TreesBuilt is the number of partitions whose tree is built, of
+	// Partitions.
+	TreesBuilt, Partitions int
+	// Pairs is, per partition shared with a peer and compared at least
+	// once, the last comparison's outcome, sorted by partition then peer.
+	Pairs []PairStats
+}
+
+// PairStats is what is known of one partition shared with one peer.
+type PairStats struct {
+	Partition ring.Partition
+	Peer      ring.NodeID
+	// LastExchange is when the pair was last exchanged, in either role.
+	LastExchange time.Time
+	// LastInSync is when their roots were last seen equal (zero: never).
+	LastInSync time.Time
+	// InSync is whether the last comparison found equal roots.
+	InSync bool
+}
+
+// Stats returns a snapshot of the figures.
+func (a *AntiEntropy) Stats() Stats {
+	s := Stats{
+		Exchanges:     a.stats.exchanges.Load(),
+		Repairs:       a.stats.repairs.Load(),
+		Failures:      a.stats.failures.Load(),
+		KeysSent:      a.stats.keysSent.Load(),
+		KeysReceived:  a.stats.keysReceived.Load(),
+		KeysChanged:   a.stats.keysChanged.Load(),
+		BytesSent:     a.stats.bytesSent.Load(),
+		BytesReceived: a.stats.bytesReceived.Load(),
+		TreesBuilt:    a.trees.BuiltCount(),
+		Partitions:    a.trees.Partitions(),
+	}
+	a.mu.Lock()
+	for k, ps := range a.mu.pairs {
+		if ps.last.IsZero() && ps.inSync.IsZero() {
+			continue
+		}
+		s.Pairs = append(s.Pairs, PairStats{Partition: k.p, Peer: k.peer, LastExchange: ps.last, LastInSync: ps.inSync, InSync: ps.synced})
+	}
+	a.mu.Unlock()
+	slices.SortFunc(s.Pairs, func(x, y PairStats) int {
+		if x.Partition != y.Partition {
+			return int(x.Partition) - int(y.Partition)
+		}
+		switch {
+		case x.Peer < y.Peer:
+			return -1
+		case x.Peer > y.Peer:
+			return 1
+		}
+		return 0
+	})
+	return s
+}
+
+// partitionsInSync counts partitions whose every comparison with a peer
+// last found equal roots (partitions never compared are not counted).
+func (a *AntiEntropy) partitionsInSync() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	state := map[ring.Partition]bool{}
+	for k, ps := range a.mu.pairs {
+		if ps.last.IsZero() {
+			continue
+		}
+		ok, seen := state[k.p]
+		state[k.p] = ps.synced && (ok || !seen)
+	}
+	n := 0
+	for _, ok := range state {
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// countBytes records message bytes (payload plus frame header).
+func (a *AntiEntropy) countBytes(sent, received int) {
+	if sent > 0 {
+		a.stats.bytesSent.Add(uint64(sent + frameHeader))
+		a.met.addBytes("sent", sent+frameHeader)
+	}
+	if received > 0 {
+		a.stats.bytesReceived.Add(uint64(received + frameHeader))
+		a.met.addBytes("received", received+frameHeader)
+	}
+}
+
+func (a *AntiEntropy) countKeys(sent, received, changed int) {
+	a.stats.keysSent.Add(uint64(sent))
+	a.stats.keysReceived.Add(uint64(received))
+	a.stats.keysChanged.Add(uint64(changed))
+	a.met.addKeys(sent, received)
+}
+
+// metrics are the Prometheus series; a nil *metrics records nothing.
+type metrics struct {
+	exchanges *prometheus.CounterVec
+	keys      *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+}
+
+func newMetrics(a *AntiEntropy, reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mnemo_ae_exchanges_total",
+			Help: "Partition exchanges this node initiated, by result (in_sync, repaired, not_ready, failed).",
+		}, []string{"result"}),
+		keys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mnemo_ae_keys_repaired_total",
+			Help: "Objects anti-entropy sent to or received from peers because one side lacked them or held another version.",
+		}, []string{"direction"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mnemo_ae_bytes_total",
+			Help: "Anti-entropy message bytes on the network (payload and frame header), by direction.",
+		}, []string{"direction"}),
+	}
+	cs := []prometheus.Collector{
+		m.exchanges, m.keys, m.bytes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mnemo_ae_partitions_in_sync",
+			Help: "Partitions whose last comparison with every other home replica found equal Merkle roots.",
+		}, func() float64 { return float64(a.partitionsInSync()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mnemo_ae_trees_built",
+			Help: "Partitions whose Merkle tree is built (the rest are skipped by exchanges).",
+		}, func() float64 { return float64(a.trees.BuiltCount()) }),
+	}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, r := range cs[:i] {
+				reg.Unregister(r)
+			}
+			return nil, fmt.Errorf("antientropy: register metrics: %w", err)
+		}
+	}
+	// Make the labelled series visible at zero.
+	for _, r := range []string{"in_sync", "repaired", "not_ready", "failed"} {
+		m.exchanges.WithLabelValues(r)
+	}
+	for _, d := range []string{"sent", "received"} {
+		m.keys.WithLabelValues(d)
+		m.bytes.WithLabelValues(d)
+	}
+	return m, nil
+}
+
+func (m *metrics) addBytes(dir string, n int) {
+	if m != nil {
+		m.bytes.WithLabelValues(dir).Add(float64(n))
+	}
+}
+
+func (m *metrics) addKeys(sent, received int) {
+	if m == nil {
+		return
+	}
+	if sent > 0 {
+		m.keys.WithLabelValues("sent").Add(float64(sent))
+	}
+	if received > 0 {
+		m.keys.WithLabelValues("received").Add(float64(received))
+	}
+}
+
+func (m *metrics) exchange(result string, n int) {
+	if m != nil && n > 0 {
+		m.exchanges.WithLabelValues(result).Add(float64(n))
+	}
+}

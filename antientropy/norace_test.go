@@ -1,0 +1,5 @@
+//go:build !race
+
+package antientropy
+
+const raceEnabled = false
