@@ -76,6 +76,21 @@ type Config struct {
 	// TombstoneGrace is how long a delete's tombstone is kept before it is
 	// reaped; a node down longer than this rejoins empty. Default 24h.
 	TombstoneGrace time.Duration
+	// Hints turns on hinted handoff. Default true.
+	Hints bool
+	// HintWindow is how long a hint is kept for a dead node before it
+	// expires (anti-entropy covers the rest). Default 3h.
+	HintWindow time.Duration
+	// HintRate bounds hint replay, objects per second. Default 10000.
+	HintRate int
+	// AntiEntropy runs Merkle anti-entropy. Default true.
+	AntiEntropy bool
+	// AEInterval is how often each partition is exchanged with each of its
+	// other replicas. Default 1m.
+	AEInterval time.Duration
+	// AERate bounds anti-entropy traffic sent by this node, bytes per
+	// second. Default 64 MiB/s.
+	AERate int64
 	// StaleData says what a node does when it finds it was away longer
 	// than TombstoneGrace: refuse (the default) to start, rejoin-empty
 	// (move the data aside, rejoin as a new member), or keep it.
@@ -114,6 +129,12 @@ func DefaultConfig() Config {
 		TransferRate:     64 << 20,
 		TombstoneGrace:   24 * time.Hour,
 		StaleData:        StaleRefuse,
+		Hints:            true,
+		HintWindow:       3 * time.Hour,
+		HintRate:         10000,
+		AntiEntropy:      true,
+		AEInterval:       time.Minute,
+		AERate:           64 << 20,
 	}
 }
 
@@ -203,6 +224,18 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.TombstoneGrace <= 0 {
 		bad("tombstone-grace", "%v must be positive", c.TombstoneGrace)
+	}
+	if c.HintWindow <= 0 {
+		bad("hint-window", "%v must be positive", c.HintWindow)
+	}
+	if c.HintRate <= 0 {
+		bad("hint-rate", "%d must be positive", c.HintRate)
+	}
+	if c.AEInterval <= 0 {
+		bad("ae-interval", "%v must be positive", c.AEInterval)
+	}
+	if c.AERate < 0 {
+		bad("ae-rate", "%d must not be negative (0: unlimited)", c.AERate)
 	}
 	if !slices.Contains([]string{StaleRefuse, StaleRejoinEmpty, StaleKeep}, c.StaleData) {
 		bad("stale-data", "%q must be refuse, rejoin-empty or keep", c.StaleData)
@@ -325,6 +358,12 @@ func Settings() []Setting {
 		size("transfer-rate", d.TransferRate, "ownership-transfer bandwidth per node, per second (0: unlimited)", func(c *Config, v int64) { c.TransferRate = v }),
 		dur("auto-remove-after", d.AutoRemoveAfter, "remove a member dead this long (0: never; a transient failure moves no data)", func(c *Config, v time.Duration) { c.AutoRemoveAfter = v }),
 		dur("tombstone-grace", d.TombstoneGrace, "keep delete tombstones this long; a node down longer rejoins empty", func(c *Config, v time.Duration) { c.TombstoneGrace = v }),
+		boolean("hints", d.Hints, "hinted handoff: keep writes for dead replicas and replay them when they return", func(c *Config, v bool) { c.Hints = v }),
+		dur("hint-window", d.HintWindow, "hints older than this expire (anti-entropy covers the rest)", func(c *Config, v time.Duration) { c.HintWindow = v }),
+		num("hint-rate", d.HintRate, "hint replay rate, objects per second", func(c *Config, v int) { c.HintRate = v }),
+		boolean("anti-entropy", d.AntiEntropy, "run Merkle anti-entropy", func(c *Config, v bool) { c.AntiEntropy = v }),
+		dur("ae-interval", d.AEInterval, "exchange each partition with each replica this often", func(c *Config, v time.Duration) { c.AEInterval = v }),
+		size("ae-rate", d.AERate, "anti-entropy bandwidth sent per node, per second (0: unlimited)", func(c *Config, v int64) { c.AERate = v }),
 		str("stale-data", d.StaleData, "when away longer than tombstone-grace: refuse to start, rejoin-empty (data moved aside), or keep", func(c *Config, v string) { c.StaleData = v }),
 		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),

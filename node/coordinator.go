@@ -566,12 +566,14 @@ func (n *Node) handleReplicaPut(ctx context.Context, payload []byte) (any, error
 			return nil, err
 		}
 	}
-	_, changed, err := n.store.Merge(req.Key, obj)
+	merged, changed, err := n.store.Merge(req.Key, obj)
 	if err != nil {
 		return nil, err
 	}
 	if req.HintFor != "" {
-		n.storeHint(ring.NodeID(req.HintFor), req.Key, obj)
+		// NB: hint what is now stored, not what arrived, so the hint
+		// covers the whole local copy (which is dropped once delivered).
+		n.storeHint(ring.NodeID(req.HintFor), req.Key, merged)
 	}
 	return &proto.ReplicaPutReply{Changed: changed}, nil
 }

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/mnemo-kv/mnemo/antientropy"
 	"net"
 	"net/http"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/gossip"
+	"github.com/mnemo-kv/mnemo/hintedhandoff"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/version"
@@ -101,6 +104,12 @@ type Node struct {
 	cancelBg context.CancelFunc
 	wg       sync.WaitGroup
 
+	// handoff is hinted handoff; nil when off.
+	handoff *hintedhandoff.Handoff
+
+	// ae is Merkle anti-entropy; nil when off.
+	ae *antientropy.AntiEntropy
+
 	// owner runs ownership transfer; transferLimit throttles it.
 	owner         *ownership
 	transferLimit *ratelimit.Bucket
@@ -150,6 +159,12 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		CacheSize:    cfg.CacheSize,
 		Logger:       n.log,
 	}
+	var trees *antientropy.Trees
+	if cfg.AntiEntropy {
+		// The trees watch every change from the first write on.
+		trees = antientropy.NewTrees(cfg.Partitions, cfg.Segments)
+		sopts.Observer = trees
+	}
 	st, err := store.Open(sopts)
 	if err != nil {
 		return nil, err
@@ -192,6 +207,18 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.state = ring.NewState(cfg.Partitions)
 	n.state.Update(n.selfEntry)
 	n.publishView()
+	// Subsystems start once there is a view, and before serving: their
+	// handlers must be in place when the RPC port opens.
+	if trees != nil {
+		if err := n.startAntiEntropy(trees); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Hints {
+		if err := n.startHandoff(); err != nil {
+			return nil, err
+		}
+	}
 
 	// Serve RPC before joining: peers learn our address from gossip and
 	// may call at once.
@@ -460,6 +487,12 @@ func (n *Node) Close() error {
 			n.httpLn.Close()
 		}
 		n.cancelBg()
+		if n.handoff != nil {
+			errs = append(errs, n.handoff.Close())
+		}
+		if n.ae != nil {
+			errs = append(errs, n.ae.Close())
+		}
 		if n.pool != nil {
 			errs = append(errs, n.pool.Close())
 		}
