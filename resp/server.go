@@ -1,0 +1,265 @@
+package resp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// rejectTimeout bounds, in time, writing the "max clients" reply to a
+// connection refused for MaxConns.
+const rejectTimeout = time.Second
+
+// Server serves the Redis protocol on any number of listeners. It is safe
+// for concurrent use.
+type Server struct {
+	cfg     Config
+	b       Backend
+	log     zerolog.Logger
+	started time.Time
+
+	// ctx is the parent of every connection's context; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// wg counts Serve calls, connection goroutines and refusals; Close
+	// waits for it.
+	wg sync.WaitGroup
+
+	// mu guards the fields in it. It is taken when a connection opens or
+	// closes and for INFO and metrics, never per command. NB: wg.Add is
+	// done under mu after checking closed, so it cannot race with Close's
+	// wg.Wait.
+	mu struct {
+		sync.Mutex
+		closed    bool
+		listeners map[net.Listener]struct{}
+		conns     map[*conn]struct{}
+		// retired holds the command counts of closed connections, by
+		// command index (see commandTable); live ones count their own.
+		retired []uint64
+	}
+
+	// nextID numbers connections (CLIENT ID, HELLO).
+	nextID atomic.Int64
+
+	stats struct {
+		connsAccepted  atomic.Uint64 // connections served in total
+		connsRejected  atomic.Uint64 // refused for MaxConns
+		protocolErrors atomic.Uint64 // malformed or oversized requests
+		stalls         atomic.Uint64 // connections closed mid-request by StallTimeout
+		writeTimeouts  atomic.Uint64 // connections closed by WriteTimeout
+		errorReplies   atomic.Uint64 // error replies sent (commands and protocol)
+		panics         atomic.Uint64 // command panics recovered
+	}
+}
+
+// NewServer returns a server that answers with b. Invalid config fields
+// take their defaults; call cfg.Validate first to report them. If
+// cfg.Registerer is set, the server's metrics are registered there.
+func NewServer(cfg Config, b Backend) *Server {
+	s := &Server{cfg: cfg.withDefaults(), b: b, log: cfg.Logger, started: time.Now()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.listeners = make(map[net.Listener]struct{})
+	s.mu.conns = make(map[*conn]struct{})
+	s.mu.retired = make([]uint64, len(commandTable)+1)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(&collector{s: s}); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				s.log.Warn().Err(err).Msg("resp: metrics not registered")
+			} else {
+				s.log.Warn().Msg("resp: metrics already registered by another server; this one's are not exported")
+			}
+		}
+	}
+	return s
+}
+
+// Serve accepts connections on l and serves each on its own goroutine
+// until Close, then returns nil. It closes l when it returns. Serve may be
+// called for several listeners; after Close it closes l and returns nil at
+// once. Temporary accept failures (such as running out of file
+// descriptors) are logged and retried with backoff.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		_ = l.Close()
+		return nil
+	}
+	s.mu.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.mu.listeners, l)
+		s.mu.Unlock()
+		_ = l.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("resp: accept: %w", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("resp: accept failed")
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		if !s.startConn(nc) {
+			_ = nc.Close()
+			return nil
+		}
+	}
+}
+
+// isClosed reports whether Close has begun.
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.closed
+}
+
+// startConn serves nc, or refuses it at MaxConns. It returns false if the
+// server is closed.
+func (s *Server) startConn(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return false
+	}
+	if len(s.mu.conns) >= s.cfg.MaxConns {
+		s.stats.connsRejected.Add(1)
+		s.stats.errorReplies.Add(1)
+		s.wg.Add(1)
+		go func() { // owned by s.wg; bounded by rejectTimeout
+			defer s.wg.Done()
+			_ = nc.SetWriteDeadline(time.Now().Add(rejectTimeout))
+			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			_ = nc.Close()
+		}()
+		return true
+	}
+	c := newConn(s, nc)
+	s.mu.conns[c] = struct{}{}
+	s.stats.connsAccepted.Add(1)
+	s.wg.Add(1)
+	go c.serve()
+	return true
+}
+
+// dropConn forgets a connection that has ended and keeps its counts.
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.mu.conns, c)
+	for i := range c.counts {
+		s.mu.retired[i] += c.counts[i].Load()
+	}
+}
+
+// Close stops the server: it closes every listener and connection, cancels
+// the context of every Backend call in flight, and returns when every
+// goroutine the server started has ended. Close is idempotent; every call
+// waits.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.mu.closed = true
+	for l := range s.mu.listeners {
+		_ = l.Close()
+	}
+	for c := range s.mu.conns {
+		_ = c.nc.Close()
+	}
+	s.cancel()
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Stats are a server's counters since NewServer.
+type Stats struct {
+	ConnsOpen      int    // connections being served now
+	ConnsAccepted  uint64 // connections served in total
+	ConnsRejected  uint64 // connections refused at MaxConns
+	Commands       uint64 // commands processed, including unknown ones
+	ProtocolErrors uint64 // malformed or oversized requests (each closed its connection)
+	Stalls         uint64 // connections closed mid-request after StallTimeout
+	WriteTimeouts  uint64 // connections closed for not reading replies within WriteTimeout
+	ErrorReplies   uint64 // error replies sent
+	Panics         uint64 // command panics recovered
+}
+
+// Stats returns the server's counters. They are read one by one, not as a
+// snapshot.
+func (s *Server) Stats() Stats {
+	counts, open := s.commandCounts()
+	var total uint64
+	for _, n := range counts {
+		total += n
+	}
+	return Stats{
+		ConnsOpen:      open,
+		ConnsAccepted:  s.stats.connsAccepted.Load(),
+		ConnsRejected:  s.stats.connsRejected.Load(),
+		Commands:       total,
+		ProtocolErrors: s.stats.protocolErrors.Load(),
+		Stalls:         s.stats.stalls.Load(),
+		WriteTimeouts:  s.stats.writeTimeouts.Load(),
+		ErrorReplies:   s.stats.errorReplies.Load(),
+		Panics:         s.stats.panics.Load(),
+	}
+}
+
+// commandCounts sums the command counts of closed and open connections,
+// by command index, and returns the number of open connections.
+func (s *Server) commandCounts() ([]uint64, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := append([]uint64(nil), s.mu.retired...)
+	for c := range s.mu.conns {
+		for i := range c.counts {
+			counts[i] += c.counts[i].Load()
+		}
+	}
+	return counts, len(s.mu.conns)
+}
+
+// newConn prepares a connection; serve runs it.
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.counts = make([]atomic.Uint64, len(commandTable)+1)
+	c.r = bufio.NewReaderSize(connIO{c}, readBufSize)
+	c.w = bufio.NewWriterSize(connIO{c}, writeBufSize)
+	c.p = newParser(c.r, s.cfg.MaxBulk, s.cfg.MaxArgs, s.cfg.MaxRequest)
+	return c
+}
