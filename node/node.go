@@ -20,6 +20,7 @@ import (
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
+	"github.com/mnemo-kv/mnemo/resp"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -79,6 +80,10 @@ type Node struct {
 	view atomic.Pointer[view]
 	// remoteState is set once a peer's ring state has been merged.
 	remoteState atomic.Bool
+	// adoptStatus is set when this node starts on an empty directory: its
+	// first view of the cluster's ring decides whether it joins anew or
+	// keeps a place the ring already gives it. Guarded by stateMu.
+	adoptStatus bool
 
 	// handlers is filled before serving starts and read-only after.
 	handlers map[wire.Kind]handler
@@ -103,6 +108,10 @@ type Node struct {
 	bg       context.Context
 	cancelBg context.CancelFunc
 	wg       sync.WaitGroup
+
+	// resp is the Redis-protocol server; nil when off.
+	resp   *resp.Server
+	respLn net.Listener
 
 	// handoff is hinted handoff; nil when off.
 	handoff *hintedhandoff.Handoff
@@ -204,6 +213,7 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	if n.httpLn != nil {
 		n.selfEntry.HTTPAddr = n.httpLn.Addr().String()
 	}
+
 	n.state = ring.NewState(cfg.Partitions)
 	n.state.Update(n.selfEntry)
 	n.publishView()
@@ -218,6 +228,14 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		if err := n.startHandoff(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.RESP != "" {
+		if err := n.startRESP(); err != nil {
+			return nil, err
+		}
+		n.selfEntry.RESPAddr = n.RESPAddr()
+		n.state.Update(n.selfEntry) // gossip has not started: no lock contention
+		n.publishView()
 	}
 
 	// Serve RPC before joining: peers learn our address from gossip and
@@ -391,9 +409,6 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 	}
 	n.stateMu.Lock()
 	changed, err := n.state.Merge(remote)
-	if err == nil && len(remote.Members) > 0 {
-		n.remoteState.Store(true)
-	}
 	if errors.Is(err, ring.ErrPartitionMismatch) {
 		n.stateMu.Unlock()
 		err = fmt.Errorf("node: the cluster has %d partitions, this node was started with %d: start it with --partitions %d (and an empty data directory) or join another cluster: %w",
@@ -408,14 +423,32 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 	// our version counter went back), re-assert ours above it, as memberlist
 	// refutes with a higher incarnation.
 	reassert := false
-	if cur, ok := n.state.Member(n.self); ok && !sameEntry(cur, n.selfEntry) {
+	adopted := ring.Status(0)
+	cur, known := n.state.Member(n.self)
+	if n.adoptStatus && known && !n.remoteState.Load() && (cur.Status == ring.Active || cur.Status == ring.Leaving) {
+		// A node on an empty directory that the cluster already lists as
+		// a member (a replaced disk): keep its place in the ring; anti-
+		// entropy refills it. A new or removed node joins instead.
+		n.selfEntry.Status = cur.Status
+		adopted = cur.Status
+	}
+	if known && !sameEntry(cur, n.selfEntry) {
 		n.selfEntry.Version = cur.Version
 		n.state.Update(n.selfEntry)
 		reassert = true
 	}
+	if err == nil && len(remote.Members) > 0 {
+		n.remoteState.Store(true)
+	}
 	n.stateMu.Unlock()
 	if changed || reassert {
 		n.publishView()
+	}
+	if adopted != 0 {
+		n.log.Info().Str("status", adopted.String()).Msg("empty data directory, but the cluster lists this node: keeping its place; anti-entropy refills it")
+		if err := n.owner.adopted(adopted); err != nil {
+			n.log.Error().Err(err).Msg("persist adopted status")
+		}
 	}
 	if g := n.gsp.Load(); reassert && g != nil {
 		g.BroadcastState()
@@ -478,6 +511,9 @@ func (n *Node) Close() error {
 			errs = append(errs, n.rpc.Close())
 		} else if n.rpcLn != nil {
 			n.rpcLn.Close()
+		}
+		if n.resp != nil {
+			errs = append(errs, n.resp.Close())
 		}
 		if n.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -570,6 +606,7 @@ func (n *Node) initialStatus() (ring.Status, error) {
 	status := ring.Active
 	if n.store.Fresh() && len(n.otherSeeds()) > 0 {
 		status = ring.Joining
+		n.adoptStatus = true
 	}
 	return status, n.owner.persistStatus(status)
 }

@@ -187,6 +187,26 @@ func (o *ownership) markAllSynced() error {
 	return o.saveLocked()
 }
 
+// adopted records that this node, on an empty directory, kept the place
+// the ring gives it. With anti-entropy on, that refills it (the rejoin
+// triggers an exchange of every shared partition), so there is nothing to
+// pull; without, ownership transfer pulls every partition it owns.
+func (o *ownership) adopted(s ring.Status) error {
+	if err := o.persistStatus(s); err != nil {
+		return err
+	}
+	if o.n.ae == nil {
+		return nil
+	}
+	v := o.n.view.Load()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for p, w := range o.want(v) {
+		o.owned[p], o.synced[p] = w, w
+	}
+	return o.saveLocked()
+}
+
 // signal wakes the loop (ring changed, or a peer came back).
 func (o *ownership) signal() {
 	select {

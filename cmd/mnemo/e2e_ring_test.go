@@ -102,6 +102,11 @@ func ringOf(t *testing.T, st *client.Status) (*ring.Ring, map[string]string) {
 // have no partition left to pull.
 func waitSettled(t *testing.T, c *localcluster.Cluster, idx ...int) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := c.WaitConverged(ctx, idx...); err != nil {
+		t.Fatal(err)
+	}
 	cl, _ := c.Client(idx...)
 	defer cl.Close()
 	testutil.Eventually(t, 90*time.Second, "the ring settled", func() (bool, string) {

@@ -344,7 +344,8 @@ func (c *Cluster) Client(idx ...int) (*client.Client, error) {
 }
 
 // WaitConverged waits until each of the given nodes answers status and sees
-// exactly the given nodes alive (and the others not alive). It returns the
+// exactly the given nodes alive and active in the ring (and the others not
+// alive). It returns the
 // last thing seen when ctx ends.
 func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 	want := map[string]bool{}
@@ -373,6 +374,10 @@ func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 			for _, m := range st.Members {
 				if (m.Liveness == "alive") != want[m.ID] {
 					ok, last = false, fmt.Sprintf("%s sees %s %s", c.Nodes[i].ID, m.ID, m.Liveness)
+					break
+				}
+				if want[m.ID] && m.Ring != "active" {
+					ok, last = false, fmt.Sprintf("%s sees %s %s in the ring", c.Nodes[i].ID, m.ID, m.Ring)
 					break
 				}
 				if want[m.ID] {
