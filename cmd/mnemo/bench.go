@@ -32,6 +32,7 @@ type benchOpts struct {
 	sync        string
 	out         string
 	quorums     []string
+	target      []string
 }
 
 func benchCmd() *cobra.Command {
@@ -54,6 +55,7 @@ printing a table and writing JSON.`,
 	f.IntVar(&o.keys, "keys", 100000, "distinct keys")
 	f.StringVar(&o.sync, "sync", "always", "the nodes' --sync mode")
 	f.StringVar(&o.out, "out", "bench-results.json", "JSON results file (in --dir's parent when relative)")
+	f.StringSliceVar(&o.target, "target", nil, "RPC addresses of a running cluster to measure instead of starting one")
 	f.StringArrayVar(&o.quorums, "quorum", []string{"3,2,2", "3,1,1", "3,3,3"}, "an N,R,W setting to measure (repeat the flag for several)")
 	return cmd
 }
@@ -126,30 +128,34 @@ func runPhase(ctx context.Context, name string, concurrency int, duration time.D
 }
 
 func runBench(ctx context.Context, o benchOpts) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir, _ := filepath.Abs(o.dir)
-	os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	c, err := localcluster.New(localcluster.Options{Binary: self, Dir: dir, Nodes: o.nodes, HTTP: true,
-		Args: []string{"--sync", o.sync, "--log-level", "warn"}})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := c.StartAll(sctx); err != nil {
-		return err
+	dir, _ := filepath.Abs(o.dir)
+	addrs := o.target
+	if len(addrs) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		c, err := localcluster.New(localcluster.Options{Binary: self, Dir: dir, Nodes: o.nodes, HTTP: true,
+			Args: []string{"--sync", o.sync, "--log-level", "warn"}})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := c.StartAll(sctx); err != nil {
+			return err
+		}
+		addrs = c.Addrs()
 	}
-	cl, err := client.NewWithConfig(client.Config{Addrs: c.Addrs(), ConnsPerAddr: 4})
+	cl, err := client.NewWithConfig(client.Config{Addrs: addrs, ConnsPerAddr: 4})
 	if err != nil {
 		return err
 	}
