@@ -333,8 +333,8 @@ func timeoutMs(ctx context.Context) int64 {
 }
 
 // call sends one request to addr, or to the nodes in rotation, failing
-// over to the next node when one cannot be reached (and, if retryBroken, when
-// its connection broke mid-call).
+// over to the next node when one cannot be reached (and, if retryBroken,
+// after any transport error: only for requests safe to repeat).
 func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, reply any, retryBroken bool) error {
 	var body []byte
 	if req != nil {
@@ -369,8 +369,8 @@ func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, rep
 			return fromWire(we)
 		case ctx.Err() != nil:
 			return fmt.Errorf("%w: %v", ErrTimeout, err)
-		case errors.Is(err, wire.ErrConnClosed) && !retryBroken:
-			return fmt.Errorf("%w: connection to %s broke during the call (it may have been applied): %v", ErrUnavailable, a, err)
+		case !retryBroken && !errors.Is(err, wire.ErrNotSent):
+			return fmt.Errorf("%w: call to %s failed after sending (it may have been applied): %v", ErrUnavailable, a, err)
 		}
 		lastErr = err
 	}

@@ -631,6 +631,38 @@ func TestPausedNodeRefutes(t *testing.T) {
 	}
 }
 
+// TestSplitBrainHeals: once both sides of a partition hold each other dead
+// and have stopped gossiping to the dead, only the reconnect loop brings
+// them back together after the partition heals.
+func TestSplitBrainHeals(t *testing.T) {
+	t.Parallel()
+	p := &partition{}
+	c := newCluster(t, func(cfg *Config) {
+		cfg.wrapTransport = p.wrap
+		cfg.GossipToTheDeadTime = 100 * time.Millisecond
+		cfg.PushPullInterval = time.Hour // push/pull does not reach the dead either
+		cfg.ReconnectInterval = 500 * time.Millisecond
+	})
+	n1, n2, n3 := c.startThree()
+	cut := time.Now()
+	p.set(n3.LocalAddr(), true)
+	waitEvent(t, patience, evDead, "n3", cut, n1, n2)
+	eventually(t, patience, "n3 holding both peers dead", func() (bool, string) {
+		ids := n3.AliveIDs()
+		return len(ids) == 1, fmt.Sprint(ids)
+	})
+	p.set(n3.LocalAddr(), false)
+	took := eventually(t, patience, "every node seeing all three alive", func() (bool, string) {
+		for i, g := range []*node{n1, n2, n3} {
+			if ids := g.AliveIDs(); len(ids) != 3 {
+				return false, fmt.Sprintf("n%d sees %v", i+1, ids)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("split brain healed %v after the partition did", took.Round(time.Millisecond))
+}
+
 // TestCloseIsIdempotent: Close twice is fine, and the API answers after it.
 func TestCloseIsIdempotent(t *testing.T) {
 	t.Parallel()

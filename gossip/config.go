@@ -109,6 +109,14 @@ type Config struct {
 	// forgotten. Default 5 s.
 	DeadNodeReclaimTime time.Duration
 
+	// ReconnectInterval is how often this node tries to reach members it
+	// holds dead (and seeds nobody live answers on), which is what ends a
+	// split brain once a partition heals. Default 10 s.
+	ReconnectInterval time.Duration
+
+	// ReconnectTimeout is how long a dead member is retried. Default 72 h.
+	ReconnectTimeout time.Duration
+
 	// JoinRetry is the time between two attempts to join the cluster named
 	// by Join, retried until one reaches a peer or Close. Default 1 s.
 	JoinRetry time.Duration
@@ -138,6 +146,8 @@ func DefaultConfig() Config {
 		GossipToTheDeadTime:     30 * time.Second,
 		DeadNodeReclaimTime:     5 * time.Second,
 		JoinRetry:               time.Second,
+		ReconnectInterval:       10 * time.Second,
+		ReconnectTimeout:        72 * time.Hour,
 	}
 }
 
@@ -162,6 +172,7 @@ func DefaultLocalConfig() Config {
 	c.GossipToTheDeadTime = 15 * time.Second
 	c.DeadNodeReclaimTime = 500 * time.Millisecond
 	c.JoinRetry = time.Second
+	c.ReconnectInterval = 2 * time.Second
 	return c
 }
 
@@ -218,6 +229,8 @@ func (c Config) Validate() error {
 	positive("GossipToTheDeadTime", c.GossipToTheDeadTime)
 	positive("DeadNodeReclaimTime", c.DeadNodeReclaimTime)
 	positive("JoinRetry", c.JoinRetry)
+	positive("ReconnectInterval", c.ReconnectInterval)
+	positive("ReconnectTimeout", c.ReconnectTimeout)
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,7 +161,59 @@ func New(cfg Config) (*Gossip, error) {
 		g.wg.Add(1)
 		go g.runJoin(seeds)
 	}
+	g.wg.Add(1)
+	go g.runReconnect()
 	return g, nil
+}
+
+// runReconnect heals split brains. After a partition, each side declares
+// the other dead and SWIM stops probing the dead, so without help the two
+// sides never meet again (Serf has the same loop for the same reason).
+// Every ReconnectInterval it joins (a push/pull: both sides learn the other
+// is alive, and each refutes its own death) a few members it holds dead,
+// dead for less than ReconnectTimeout, and seeds no live member answers on.
+func (g *Gossip) runReconnect() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		live := map[string]bool{}
+		var dead []string
+		for _, m := range g.table.all() {
+			switch {
+			case m.ID == g.cfg.NodeID:
+			case m.State == Alive:
+				live[m.Addr] = true
+			case m.State == Dead && time.Since(m.Since) < g.cfg.ReconnectTimeout:
+				dead = append(dead, m.Addr)
+			}
+		}
+		for _, s := range g.seeds() {
+			addr := s
+			if i := strings.IndexByte(s, '/'); i >= 0 {
+				addr = s[i+1:]
+			}
+			if !live[addr] && !slices.Contains(dead, addr) {
+				dead = append(dead, addr)
+			}
+		}
+		if len(dead) == 0 {
+			continue
+		}
+		mrand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
+		try := dead[:min(3, len(dead))]
+		// NB: Join blocks up to TCPTimeout per unreachable address.
+		if n, err := g.ml.Join(try); n > 0 {
+			g.log.Debug().Strs("addrs", try).Int("reached", n).Msg("reconnect: reached members held dead")
+		} else {
+			g.log.Debug().Err(err).Strs("addrs", try).Msg("reconnect: none reached")
+		}
+	}
 }
 
 // memberlistConfig builds memberlist's configuration and its transport.

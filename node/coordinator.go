@@ -215,11 +215,18 @@ func (n *Node) Put(ctx context.Context, req *proto.PutRequest) (*proto.PutReply,
 				}
 				return &reply, nil
 			}
-			var we *wire.Error
-			if errors.As(err, &we) || ctx.Err() != nil {
-				return nil, err // the home replica answered (or time is up)
+			if !errors.Is(err, wire.ErrNotSent) {
+				// The home replica answered, time is up, or the request may
+				// have reached it: trying another home replica could apply
+				// the write twice, as two versions a later overwrite would
+				// not both cover. Say so rather than guess.
+				var we *wire.Error
+				if errors.As(err, &we) || ctx.Err() != nil {
+					return nil, err
+				}
+				return nil, wire.Errorf(wire.CodeUnavailable, "forward to home replica %s failed after sending (the write may or may not apply): %v", h, err)
 			}
-			n.log.Debug().Err(err).Str("peer", string(h)).Msg("forward failed; trying the next home replica")
+			n.log.Debug().Err(err).Str("peer", string(h)).Msg("forward not sent; trying the next home replica")
 		}
 		if req.Strict {
 			return nil, &QuorumError{Op: opName(req), Asked: 0, Needed: w, Unreachable: len(home)}

@@ -12,6 +12,11 @@ var (
 	// or may not have been served.
 	ErrConnClosed = errors.New("wire: connection closed")
 
+	// ErrNotSent is wrapped by errors of calls that certainly never reached
+	// the server (no connection could be made), so a caller may retry them
+	// elsewhere without risking a second application.
+	ErrNotSent = errors.New("wire: request not sent")
+
 	// ErrPoolClosed is returned by Pool.Call after Pool.Close.
 	ErrPoolClosed = errors.New("wire: pool closed")
 

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -64,13 +65,16 @@ func NewPool(cfg ClientConfig) *Pool {
 }
 
 // Call sends one request to addr over a pooled connection; see Conn.Call for
-// what it returns. A failure to connect is returned as the dial error
+// what it returns. A failure to connect wraps ErrNotSent and the dial error
 // (prefixed "wire: "); after Close it returns ErrPoolClosed. Call never
 // retries: a call that failed with ErrConnClosed may have been served.
 func (p *Pool) Call(ctx context.Context, addr string, kind Kind, payload []byte) (Kind, []byte, error) {
 	c, err := p.conn(ctx, addr)
 	if err != nil {
-		return 0, nil, err
+		if errors.Is(err, ErrPoolClosed) {
+			return 0, nil, err
+		}
+		return 0, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
 	return c.Call(ctx, kind, payload)
 }
