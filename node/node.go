@@ -437,12 +437,16 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 		n.state.Update(n.selfEntry)
 		reassert = true
 	}
-	if err == nil && len(remote.Members) > 0 {
-		n.remoteState.Store(true)
-	}
+	firstRemote := err == nil && len(remote.Members) > 0 && !n.remoteState.Load()
 	n.stateMu.Unlock()
-	if changed || reassert {
+	if changed || reassert || firstRemote {
 		n.publishView()
+	}
+	if firstRemote {
+		// Only now that the view holds the cluster's members may the
+		// ownership loop act on it (see joined).
+		n.remoteState.Store(true)
+		n.owner.signal()
 	}
 	if adopted != 0 {
 		n.log.Info().Str("status", adopted.String()).Msg("empty data directory, but the cluster lists this node: keeping its place; anti-entropy refills it")

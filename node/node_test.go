@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,12 +56,37 @@ func testConfig(t *testing.T, id string, join []string, mod func(*Config)) Confi
 	return cfg
 }
 
+// testLogger keeps a node's log lines and prints the last ones if the test
+// fails, so a failure shows what the nodes saw.
+func testLogger(t *testing.T, id string) zerolog.Logger {
+	var mu sync.Mutex
+	var lines []string
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("--- last log lines of %s:\n%s", id, strings.Join(lines[max(0, len(lines)-40):], ""))
+		}
+	})
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		lines = append(lines, string(p))
+		mu.Unlock()
+		return len(p), nil
+	})
+	return zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 func startCluster(t *testing.T, n int, mod func(*Config)) *testCluster {
 	tc := &testCluster{t: t}
 	var join []string
 	for i := range n {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1), join, mod)
-		nd, err := New(cfg, zerolog.New(io.Discard))
+		nd, err := New(cfg, testLogger(t, cfg.ID))
 		if err != nil {
 			t.Fatalf("start n%d: %v", i+1, err)
 		}
@@ -163,11 +189,13 @@ func TestSiblingsAndContext(t *testing.T) {
 	if err := tc.client(0).Delete(ctx, key, client.WithContext(res.Context)); err != nil {
 		t.Fatal(err)
 	}
+	// W=2 acks before the third replica has it: wait for all three.
 	for i := range 3 {
-		got, err := tc.client(i).Get(ctx, key, client.Local(), client.IncludeTombstones())
-		if !errors.Is(err, client.ErrNotFound) || len(got.Siblings) != 1 || !got.Siblings[0].Tombstone {
-			t.Fatalf("n%d local after delete: %v %+v", i+1, err, got)
-		}
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("n%d holding the tombstone", i+1), func() (bool, string) {
+			got, err := tc.client(i).Get(ctx, key, client.Local(), client.IncludeTombstones())
+			ok := errors.Is(err, client.ErrNotFound) && len(got.Siblings) == 1 && got.Siblings[0].Tombstone
+			return ok, fmt.Sprintf("%v %+v", err, got)
+		})
 	}
 }
 

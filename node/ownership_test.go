@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
@@ -20,7 +17,7 @@ import (
 // addNode starts one more node that joins through the first.
 func (tc *testCluster) addNode(id string, mod func(*Config)) *Node {
 	cfg := testConfig(tc.t, id, []string{tc.nodes[0].GossipAddr()}, mod)
-	nd, err := New(cfg, zerolog.New(io.Discard))
+	nd, err := New(cfg, testLogger(tc.t, id))
 	if err != nil {
 		tc.t.Fatalf("start %s: %v", id, err)
 	}
