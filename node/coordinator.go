@@ -285,7 +285,7 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 			continue
 		}
 		sent++
-		n.replicate(v, t, req.Key, enc, results)
+		n.replicate(v, t, req.Key, obj, enc, results)
 	}
 	if acks >= w {
 		reply.Acks = acks
@@ -321,7 +321,12 @@ type ackResult struct {
 // replicate sends an object to one replica in the background; the result
 // goes to done (buffered by the caller). The send outlives the request: a
 // write acknowledged at W still reaches every replica it can.
-func (n *Node) replicate(v *view, t target, key, enc []byte, done chan<- ackResult) {
+//
+// A replica that does not acknowledge (it timed out, is paused, or its
+// connection broke) leaves a hint here, as in Cassandra: the failure
+// detector may not have declared it dead, so no fallback stood in, and
+// without the hint only anti-entropy's next round would bring it the write.
+func (n *Node) replicate(v *view, t target, key []byte, obj *version.Object, enc []byte, done chan<- ackResult) {
 	body, err := wire.Marshal(&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)})
 	if err != nil {
 		done <- ackResult{t, err}
@@ -336,6 +341,14 @@ func (n *Node) replicate(v *view, t target, key, enc []byte, done chan<- ackResu
 		_, _, err := n.pool.Call(ctx, addr, proto.KindReplicaPut, body)
 		if err != nil {
 			n.log.Debug().Err(err).Str("peer", string(t.id)).Msg("replicate")
+			var we *wire.Error
+			if !errors.As(err, &we) || we.Code == wire.CodeUnavailable || we.Code == wire.CodeTimeout {
+				owner := t.id
+				if t.hintFor != "" {
+					owner = t.hintFor // a fallback failed: the hint is for the home replica
+				}
+				n.storeHint(owner, key, obj)
+			}
 		}
 		done <- ackResult{t, err}
 	}()
