@@ -58,6 +58,11 @@ type Config struct {
 	// failed. Such retries stop after Interval, when the periodic rounds
 	// take over. Default 500 ms (at most Interval).
 	RetryDelay time.Duration
+	// FollowUp is how long after a rejoin this node checks the partitions
+	// another replica was designated to repair with the rejoined peer: a
+	// root comparison if it did, a repair if it could not. Default 5 s (at
+	// most Interval).
+	FollowUp time.Duration
 	// CallTimeout bounds each request of an exchange, so a peer that
 	// stops answering cannot hold the scheduler. Default 30 s.
 	CallTimeout time.Duration
@@ -75,13 +80,14 @@ const (
 	DefaultInterval    = time.Minute
 	DefaultRate        = 64 << 20
 	DefaultRetryDelay  = 500 * time.Millisecond
+	DefaultFollowUp    = 5 * time.Second
 	DefaultCallTimeout = 30 * time.Second
 )
 
 // DefaultConfig returns the defaults; set Store, Trees and Cluster.
 func DefaultConfig() Config {
 	return Config{Interval: DefaultInterval, Rate: DefaultRate, RetryDelay: DefaultRetryDelay,
-		CallTimeout: DefaultCallTimeout, Now: time.Now}
+		FollowUp: DefaultFollowUp, CallTimeout: DefaultCallTimeout, Now: time.Now}
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryDelay == 0 {
 		c.RetryDelay = min(d.RetryDelay, c.Interval)
+	}
+	if c.FollowUp == 0 {
+		c.FollowUp = min(d.FollowUp, c.Interval)
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = d.CallTimeout
@@ -127,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("antientropy: RetryDelay %v is negative", c.RetryDelay))
+	}
+	if c.FollowUp < 0 {
+		errs = append(errs, fmt.Errorf("antientropy: FollowUp %v is negative", c.FollowUp))
 	}
 	if c.CallTimeout < 0 {
 		errs = append(errs, fmt.Errorf("antientropy: CallTimeout %v is negative", c.CallTimeout))
@@ -253,8 +265,9 @@ func (a *AntiEntropy) Roots() map[ring.Partition]uint64 { return a.trees.Roots()
 // with id (a peer seen alive again after a death or a restart). It does not
 // block. Each such partition is exchanged by one replica only, the first
 // alive home replica other than id in the ring's order, so that a node
-// missing data is not sent it by every other replica; the others postpone
-// their own exchange with id by one Interval, by when it is cheap.
+// missing data is not sent it by every other replica; the others check
+// their partitions with id FollowUp later (a root comparison, when the
+// designated replica did its work, and a repair when it could not).
 func (a *AntiEntropy) NodeRejoined(id ring.NodeID) {
 	if id == a.cl.Self() || a.closed.Load() {
 		return
@@ -285,10 +298,13 @@ func (a *AntiEntropy) Close() error {
 }
 
 // urgent is a rejoin trigger being served: partitions to exchange with a
-// peer as soon as possible.
+// peer as soon as possible, and those left to their designated repairer,
+// checked once it has had FollowUp to do its work.
 type urgent struct {
-	parts map[ring.Partition]bool
-	since time.Time
+	parts   map[ring.Partition]bool
+	since   time.Time
+	later   map[ring.Partition]bool
+	laterAt time.Time
 }
 
 // run is the scheduler: rejoin triggers first, then periodic rounds.
@@ -337,24 +353,22 @@ func (a *AntiEntropy) takeRejoins(urgents map[ring.NodeID]*urgent) {
 			urgents[id] = u
 		}
 		u.since = now
-		var postponed []ring.Partition
+		if u.later == nil {
+			u.later = map[ring.Partition]bool{}
+		}
+		u.laterAt = now.Add(a.cfg.FollowUp)
 		for _, p := range a.shared(id) {
 			if a.designated(p, id) {
 				u.parts[p] = true
 			} else {
-				postponed = append(postponed, p)
+				// NB: the designated repairer may itself be cut off from
+				// the peer; check after it had time to act, which costs
+				// a root comparison when it did.
+				u.later[p] = true
 			}
 		}
-		a.mu.Lock()
-		for _, p := range postponed {
-			a.pair(p, id).last = now
-		}
-		a.mu.Unlock()
-		a.log.Info().Str("peer", string(id)).Int("partitions", len(u.parts)).Int("postponed", len(postponed)).
+		a.log.Info().Str("peer", string(id)).Int("partitions", len(u.parts)).Int("postponed", len(u.later)).
 			Msg("peer rejoined: exchanging shared partitions")
-		if len(u.parts) == 0 {
-			delete(urgents, id)
-		}
 	}
 }
 
@@ -376,6 +390,15 @@ func (a *AntiEntropy) runUrgent(urgents map[ring.NodeID]*urgent) {
 			delete(urgents, id)
 			continue
 		}
+		if len(u.later) > 0 && !a.cfg.Now().Before(u.laterAt) {
+			for p := range u.later {
+				u.parts[p] = true
+			}
+			clear(u.later)
+		}
+		if len(u.parts) == 0 {
+			continue // only follow-ups, not due yet
+		}
 		parts := make([]ring.Partition, 0, len(u.parts))
 		for p := range u.parts {
 			parts = append(parts, p)
@@ -387,7 +410,7 @@ func (a *AntiEntropy) runUrgent(urgents map[ring.NodeID]*urgent) {
 		if err != nil && a.ctx.Err() == nil {
 			a.log.Warn().Err(err).Str("peer", string(id)).Msg("exchange after rejoin failed; will retry")
 		}
-		if len(u.parts) == 0 {
+		if len(u.parts) == 0 && len(u.later) == 0 {
 			delete(urgents, id)
 		}
 	}

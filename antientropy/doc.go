@@ -78,8 +78,9 @@
 // while id's trees are still being built (or a call failed), for up to
 // one Interval. Only one replica repairs a
 // partition on a rejoined node: the first alive home replica other than
-// it, in ring order; the others postpone theirs by one Interval, by when
-// it finds the roots equal. Otherwise each pair of home replicas exchanges
+// it, in ring order; the others check theirs FollowUp (5 s) later, which
+// costs a root comparison when it did its work and repairs what it could
+// not reach (it may itself have been cut off from the rejoined node). Otherwise each pair of home replicas exchanges
 // each partition once per Interval: the node with the lower id initiates,
 // and the other does only if the pair has not been exchanged for two
 // Intervals. The scheduler runs one exchange at a time (two partitions in

@@ -60,7 +60,7 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 		Cluster:    (*cluster)(n),
 		Interval:   n.cfg.AEInterval,
 		Rate:       n.cfg.AERate,
-		Logger:     n.log.With().Str("component", "antientropy").Logger(),
+		Logger:     n.log, // the package adds its component
 		Registerer: n.metrics.reg,
 	})
 	if err != nil {
@@ -113,7 +113,7 @@ func (n *Node) startHandoff() error {
 		Cluster:    (*cluster)(n),
 		Window:     n.cfg.HintWindow,
 		Rate:       n.cfg.HintRate,
-		Logger:     n.log.With().Str("component", "handoff").Logger(),
+		Logger:     n.log, // the package adds its component
 		Registerer: n.metrics.reg,
 	})
 	if err != nil {
