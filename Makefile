@@ -28,8 +28,11 @@ demo: build
 bench: build
 	@echo "make bench: not yet: see issue 6 (RESP port and benchmarks). Go microbenchmarks: go test -run=^$$ -bench=. -benchmem ./..."
 
+# A 10-minute seeded chaos run (faults every 5-15 s); partitions need root.
+# CHAOS_FLAGS="--seed 42 --conflicts lww" and so on.
+CHAOS_FLAGS ?=
 chaos: build
-	@echo "make chaos: not yet: see issue 5 (chaos harness)."
+	$(BIN) chaos --duration 10m $(CHAOS_FLAGS)
 
 vet:
 	$(GO) vet ./...
