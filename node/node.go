@@ -442,17 +442,19 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 	if changed || reassert || firstRemote {
 		n.publishView()
 	}
+	if adopted != 0 {
+		// Before the ownership loop may act (below): it must not start
+		// pulling partitions anti-entropy will refill.
+		n.log.Info().Str("status", adopted.String()).Msg("empty data directory, but the cluster lists this node: keeping its place; anti-entropy refills it")
+		if err := n.owner.adopted(adopted); err != nil {
+			n.log.Error().Err(err).Msg("persist adopted status")
+		}
+	}
 	if firstRemote {
 		// Only now that the view holds the cluster's members may the
 		// ownership loop act on it (see joined).
 		n.remoteState.Store(true)
 		n.owner.signal()
-	}
-	if adopted != 0 {
-		n.log.Info().Str("status", adopted.String()).Msg("empty data directory, but the cluster lists this node: keeping its place; anti-entropy refills it")
-		if err := n.owner.adopted(adopted); err != nil {
-			n.log.Error().Err(err).Msg("persist adopted status")
-		}
 	}
 	if g := n.gsp.Load(); reassert && g != nil {
 		g.BroadcastState()

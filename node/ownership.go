@@ -364,6 +364,12 @@ func cursorKey(p ring.Partition, source ring.NodeID) []byte {
 // synced only when every current holder was read to the end, so a pull
 // from one stale replica never stands for the whole.
 func (o *ownership) pull(ctx context.Context, p ring.Partition) error {
+	o.mu.Lock()
+	done := o.synced[p]
+	o.mu.Unlock()
+	if done {
+		return nil // synced meanwhile (adopted: anti-entropy refills it)
+	}
 	v := o.n.view.Load()
 	sources := o.othersHold(v, p)
 	for _, src := range sources {

@@ -60,7 +60,8 @@ func startCluster(t *testing.T, opts localcluster.Options) *localcluster.Cluster
 			}
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Generous: on a loaded 2-core CI machine gossip can take a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := c.StartAll(ctx); err != nil {
 		t.Fatal(err)
