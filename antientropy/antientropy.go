@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
@@ -168,7 +169,7 @@ type AntiEntropy struct {
 	st    *store.Store
 	trees *Trees
 	cl    Cluster
-	lim   *limiter
+	lim   *ratelimit.Bucket
 	met   *metrics
 	start time.Time
 	// replyCap bounds the object bytes of one keys reply (maxReplyObjects;
@@ -722,4 +723,13 @@ func (m *metrics) exchange(result string, n int) {
 	if m != nil && n > 0 {
 		m.exchanges.WithLabelValues(result).Add(float64(n))
 	}
+}
+
+// newLimiter bounds the bytes this node sends: rate bytes per second, bursts
+// of rate/8 (at least 256 KiB); nil (no limit) for rate < 0.
+func newLimiter(rate int64) *ratelimit.Bucket {
+	if rate < 0 {
+		return nil
+	}
+	return ratelimit.NewWithBurst(float64(rate), max(float64(rate)/8, 256<<10))
 }

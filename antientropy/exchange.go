@@ -280,7 +280,7 @@ feed:
 // call sends one request, within the rate limit, and counts its bytes in
 // pr.
 func (x *exchange) call(ctx context.Context, kind wire.Kind, req []byte, pr *partResult) ([]byte, error) {
-	if err := x.a.lim.wait(ctx, len(req)+frameHeader); err != nil {
+	if err := x.a.lim.Wait(ctx, len(req)+frameHeader); err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, x.a.cfg.CallTimeout)

@@ -399,7 +399,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestLimiter(t *testing.T) {
-	if err := (*limiter)(nil).wait(context.Background(), 1<<30); err != nil {
+	if err := newLimiter(-1).Wait(context.Background(), 1<<30); err != nil {
 		t.Fatal(err)
 	}
 	if newLimiter(-1) != nil {
@@ -407,17 +407,17 @@ func TestLimiter(t *testing.T) {
 	}
 	now := time.Unix(0, 0)
 	l := newLimiter(1 << 20) // 1 MiB/s, 256 KiB burst
-	l.now = func() time.Time { return now }
+	l.SetClock(func() time.Time { return now })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := l.wait(ctx, 200<<10); err != nil {
+	if err := l.Wait(ctx, 200<<10); err != nil {
 		t.Fatalf("within the burst: %v", err)
 	}
-	if err := l.wait(ctx, 200<<10); !errors.Is(err, context.Canceled) {
+	if err := l.Wait(ctx, 200<<10); !errors.Is(err, context.Canceled) {
 		t.Fatalf("over the burst: %v, want to wait", err)
 	}
 	now = now.Add(time.Second) // refilled (to the burst)
-	if err := l.wait(ctx, 100<<10); err != nil {
+	if err := l.Wait(ctx, 100<<10); err != nil {
 		t.Fatalf("after a refill: %v", err)
 	}
 }

@@ -36,7 +36,7 @@ func (a *AntiEntropy) Handle(ctx context.Context, kind wire.Kind, payload []byte
 	if err != nil {
 		return nil, err
 	}
-	if err := a.lim.wait(ctx, len(reply)+frameHeader); err != nil {
+	if err := a.lim.Wait(ctx, len(reply)+frameHeader); err != nil {
 		return nil, wire.Errorf(wire.CodeTimeout, "antientropy: rate limit: %v", err)
 	}
 	a.countBytes(len(reply), 0)

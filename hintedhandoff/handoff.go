@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
@@ -51,7 +52,7 @@ type Handoff struct {
 	cl     Cluster
 	self   ring.NodeID
 	log    zerolog.Logger
-	bucket *tokenBucket
+	bucket *ratelimit.Bucket
 
 	// stripes serialize every change to the hints of one user key: Add's
 	// read-merge-write, the compare-and-delete after a delivery or an
@@ -110,7 +111,7 @@ func New(cfg Config) (*Handoff, error) {
 		cl:     cfg.Cluster,
 		self:   cfg.Cluster.Self(),
 		log:    cfg.Logger.With().Str("component", "hintedhandoff").Logger(),
-		bucket: newTokenBucket(cfg.Rate, cfg.BatchSize),
+		bucket: ratelimit.NewWithBurst(float64(cfg.Rate), float64(cfg.BatchSize)),
 		wake:   make(chan struct{}, 1),
 	}
 	h.mu.pending = map[ring.NodeID]int64{}

@@ -141,7 +141,7 @@ func (h *Handoff) pass(target ring.NodeID) (passResult, error) {
 // the pass (the target is unreachable); a batch the target rejects as
 // invalid is split, and a single hint it rejects is left to expire.
 func (h *Handoff) deliver(target ring.NodeID, batch []held, r *passResult) error {
-	if err := h.bucket.wait(h.ctx, len(batch)); err != nil {
+	if err := h.bucket.Wait(h.ctx, len(batch)); err != nil {
 		return ErrClosed
 	}
 	return h.send(target, batch, r)

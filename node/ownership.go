@@ -176,17 +176,6 @@ func (o *ownership) persistedStatus() (ring.Status, bool) {
 	return ring.Status(b[0]), true
 }
 
-// markAllSynced declares every partition held completely: the node founds
-// a new cluster, so there is nothing to pull.
-func (o *ownership) markAllSynced() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for i := range o.synced {
-		o.synced[i] = true
-	}
-	return o.saveLocked()
-}
-
 // adopted records that this node, on an empty directory, kept the place
 // the ring gives it. With anti-entropy on, that refills it (the rejoin
 // triggers an exchange of every shared partition), so there is nothing to
