@@ -247,7 +247,7 @@ func opName(req *proto.PutRequest) string {
 // coordinatePut versions the write locally and replicates it.
 func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nrep, w int, req *proto.PutRequest, vv version.VV) (*proto.PutReply, error) {
 	mode := n.mode(req.Mode)
-	obj, err := n.store.Put(store.PutRequest{
+	obj, durable, err := n.store.PutPipelined(store.PutRequest{
 		Key:            req.Key,
 		Value:          req.Value,
 		Tombstone:      req.Delete,
@@ -269,23 +269,28 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 	var lastErr error
 	results := make(chan ackResult, len(targets))
 	sent := 0
+	local := false
 	for _, t := range targets {
 		if !t.pending {
 			asked++
 		}
 		if t.id == n.self {
-			// The local copy is already durable. A non-home coordinator
-			// holds it for a dead home replica.
+			// A non-home coordinator holds its copy for a dead home replica.
 			if t.hintFor != "" {
 				n.storeHint(t.hintFor, req.Key, obj)
 			}
-			if !t.pending {
-				acks++
-			}
+			local = local || !t.pending
 			continue
 		}
 		sent++
 		n.replicate(v, t, req.Key, obj, enc, results)
+	}
+	// The replicas are writing meanwhile: this node's fsync overlaps theirs.
+	if err := durable(); err != nil {
+		return nil, err
+	}
+	if local {
+		acks++
 	}
 	if acks >= w {
 		reply.Acks = acks

@@ -415,13 +415,26 @@ type PutRequest struct {
 // every other write of the key, and returns the new object. The caller must
 // be a home replica of the key (see internal/version).
 func (s *Store) Put(req PutRequest) (*version.Object, error) {
-	if err := s.CheckKey(req.Key); err != nil {
+	after, durable, err := s.PutPipelined(req)
+	if err != nil {
 		return nil, err
+	}
+	return after, durable()
+}
+
+// PutPipelined is Put that returns as soon as the write is applied (and
+// visible), with a function that waits until it is durable. A coordinator
+// sends the new object to the other replicas in between, so its own fsync
+// overlaps theirs instead of preceding them. The caller must call durable
+// exactly once and count the write only if it returns nil.
+func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable func() error, err error) {
+	if err := s.CheckKey(req.Key); err != nil {
+		return nil, nil, err
 	}
 	if req.Tombstone {
 		req.Value = nil
 	} else if err := s.CheckValue(req.Value); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p, seg := s.Locate(req.Key)
 	dk := s.dataKey(p, seg, req.Key)
@@ -430,17 +443,42 @@ func (s *Store) Put(req PutRequest) (*version.Object, error) {
 	defer mu.Unlock()
 	before, err := s.get(dk)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx := req.Context
 	if req.SupersedeLocal && before != nil {
 		ctx = before.Context.Join(ctx)
 	}
-	after, _ := version.Update(before, ctx, s.actor, req.Value, req.Tombstone, s.opts.Now().UnixNano())
-	if err := s.write(p, seg, req.Key, dk, before, after); err != nil {
-		return nil, err
+	after, _ = version.Update(before, ctx, s.actor, req.Value, req.Tombstone, s.opts.Now().UnixNano())
+	if s.closed.Load() {
+		return nil, nil, ErrClosed
 	}
-	return after, nil
+	b := s.db.NewBatch()
+	_ = b.Set(dk, version.Encode(after), nil)
+	if s.opts.Sync != SyncAlways {
+		err := b.Commit(s.writeOpt)
+		b.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: write: %w", err)
+		}
+		s.applied(p, seg, req.Key, before, after)
+		return after, func() error { return nil }, nil
+	}
+	// NB: the write is visible from here on, before its fsync, as with any
+	// Pebble write; a later write of the key that is durable makes this one
+	// durable too (the WAL is sequential).
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		b.Close()
+		return nil, nil, fmt.Errorf("store: write: %w", err)
+	}
+	s.applied(p, seg, req.Key, before, after)
+	return after, func() error {
+		defer b.Close()
+		if err := b.SyncWait(); err != nil {
+			return fmt.Errorf("store: sync: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // Merge joins obj into the stored object for key. It writes only when the
@@ -480,6 +518,13 @@ func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, afte
 	if err := s.db.Set(dk, version.Encode(after), s.writeOpt); err != nil {
 		return fmt.Errorf("store: write: %w", err)
 	}
+	s.applied(p, seg, key, before, after)
+	return nil
+}
+
+// applied updates the counts and tells the observer about a committed
+// change; the key's stripe is held.
+func (s *Store) applied(p ring.Partition, seg uint32, key []byte, before, after *version.Object) {
 	if s.counted[p].Load() {
 		s.adjustCounts(p, before, -1)
 		s.adjustCounts(p, after, +1)
@@ -487,7 +532,6 @@ func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, afte
 	if s.opts.Observer != nil {
 		s.opts.Observer.Changed(p, seg, key, before, after)
 	}
-	return nil
 }
 
 func (s *Store) adjustCounts(p ring.Partition, o *version.Object, d int64) {
