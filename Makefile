@@ -25,8 +25,18 @@ test: build
 demo: build
 	$(BIN) demo
 
+# make bench: the figures of issues 3, 4, 6 and 7 in one run (~11-15 min on
+# 2 cores): SDK latency and throughput, redis-benchmark against mnemo's
+# RESP port and a local redis-server, RSS and CPU per 1,000 ops, hint
+# replay, anti-entropy and ownership-transfer figures. Installs Debian's
+# redis-server and redis-tools when missing. BENCHFLAGS adds flags, e.g.
+# BENCHFLAGS=--quick or BENCHFLAGS="--only ae,transfer". Go microbenchmarks:
+# go test -run='^$$' -bench=. -benchmem ./...
+BENCHFLAGS ?=
 bench: build
-	@echo "make bench: not yet: see issue 6 (RESP port and benchmarks). Go microbenchmarks: go test -run=^$$ -bench=. -benchmem ./..."
+	@command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null || \
+		{ apt-get install -y redis-server redis-tools || { apt-get update && apt-get install -y redis-server redis-tools; }; }
+	$(BIN) bench $(BENCHFLAGS)
 
 # A 10-minute seeded chaos run (faults every 5-15 s); partitions need root.
 # CHAOS_FLAGS="--seed 42 --conflicts lww" and so on.

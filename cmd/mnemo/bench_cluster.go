@@ -1,0 +1,449 @@
+package main
+
+// The bench's plumbing: clusters whose node flags can change between
+// restarts, each node's own report from status, the Merkle roots and hint
+// counts in it, keys and values, and the /proc meter of a phase.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/benchutil"
+	"github.com/mnemo-kv/mnemo/internal/localcluster"
+)
+
+// benchCluster is a local cluster started by the bench.
+type benchCluster struct {
+	*localcluster.Cluster
+	b *bench
+	// admin asks for status; it reaches any node by address.
+	admin *client.Client
+
+	mu   sync.Mutex // guards args
+	args []string   // the bench's flags for every node, read at each start
+}
+
+// startCluster starts a 3-node cluster called name under the bench's
+// directory with the given node flags (then --node-arg's), and waits until
+// every node sees the others alive and active.
+func (b *bench) startCluster(ctx context.Context, name string, resp bool, args ...string) (*benchCluster, error) {
+	bc := &benchCluster{b: b, args: args}
+	dir := filepath.Join(b.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	c, err := localcluster.New(localcluster.Options{
+		Binary: b.binary, Dir: dir, Nodes: 3, HTTP: true, RESP: resp,
+		Args: []string{"--log-level", "warn"},
+		NodeArgs: func(int) []string {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return append(slices.Clone(bc.args), b.o.nodeArgs...)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	bc.Cluster = c
+	if bc.admin, err = client.NewWithConfig(client.Config{Addrs: c.Addrs(), ConnsPerAddr: 1}); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.StartAll(sctx); err != nil {
+		bc.Close()
+		return nil, fmt.Errorf("%s cluster: %w (logs in %s)", name, err, dir)
+	}
+	b.progress("%s cluster up: %d nodes, flags %v", name, len(c.Nodes), append(slices.Clone(args), b.o.nodeArgs...))
+	return bc, nil
+}
+
+// flag returns the value of node flag --name the nodes start with (the
+// bench's flags, then --node-arg's: the last wins), or def.
+func (bc *benchCluster) flag(name, def string) string {
+	bc.mu.Lock()
+	args := append(slices.Clone(bc.args), bc.b.o.nodeArgs...)
+	bc.mu.Unlock()
+	v := def
+	for i, a := range args {
+		switch {
+		case a == "--"+name && i+1 < len(args):
+			v = args[i+1]
+		case strings.HasPrefix(a, "--"+name+"="):
+			v = strings.TrimPrefix(a, "--"+name+"=")
+		}
+	}
+	return v
+}
+
+// setArgs changes the bench's flags for the next (re)starts.
+func (bc *benchCluster) setArgs(args ...string) {
+	bc.mu.Lock()
+	bc.args = args
+	bc.mu.Unlock()
+}
+
+// Close kills every node and closes the admin client.
+func (bc *benchCluster) Close() {
+	bc.Cluster.Close()
+	if bc.admin != nil {
+		bc.admin.Close()
+	}
+}
+
+// client returns an SDK client of the given nodes (all when none given),
+// with enough connections for the bench's callers.
+func (bc *benchCluster) client(idx ...int) (*client.Client, error) {
+	if len(idx) == 0 {
+		idx = bc.Indexes()
+	}
+	var addrs []string
+	for _, i := range idx {
+		addrs = append(addrs, bc.Nodes[i].RPC)
+	}
+	return client.NewWithConfig(client.Config{Addrs: addrs, ConnsPerAddr: 4})
+}
+
+// procs are the running nodes, for a meter.
+func (bc *benchCluster) procs() []benchProc {
+	var out []benchProc
+	for _, p := range bc.Nodes {
+		out = append(out, benchProc{name: p.ID, pid: p.PID})
+	}
+	return out
+}
+
+// info returns node i's own report, asked of node i itself.
+func (bc *benchCluster) info(ctx context.Context, i int) (*client.NodeInfo, *client.Status, error) {
+	p := bc.Nodes[i]
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := bc.admin.Status(sctx, client.Node(p.RPC))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: status: %w", p.ID, err)
+	}
+	for _, m := range st.Members {
+		if m.ID == p.ID && m.Info != nil {
+			return m.Info, st, nil
+		}
+	}
+	return nil, st, fmt.Errorf("%s: status without its own report", p.ID)
+}
+
+// infos returns the reports of the given nodes (all when none given), in
+// that order: one status call to the first, which asks its live peers, and
+// direct calls for the nodes it had no report of.
+func (bc *benchCluster) infos(ctx context.Context, idx ...int) ([]*client.NodeInfo, error) {
+	if len(idx) == 0 {
+		idx = bc.Indexes()
+	}
+	out := make([]*client.NodeInfo, len(idx))
+	_, st, err := bc.info(ctx, idx[0])
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range idx {
+		for _, m := range st.Members {
+			if m.ID == bc.Nodes[i].ID && m.Info != nil {
+				out[k] = m.Info
+			}
+		}
+		if out[k] == nil {
+			if out[k], _, err = bc.info(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// stat returns a named figure of a report (0 when absent).
+func nodeStat(info *client.NodeInfo, name string) float64 {
+	if info == nil {
+		return 0
+	}
+	return info.Stats[name]
+}
+
+// benchRoots returns a node's Merkle roots, partition -> root (hex), for the
+// partitions whose trees are built: Info.Detail["ae_roots"].
+func benchRoots(info *client.NodeInfo) map[string]string {
+	out := map[string]string{}
+	if info == nil {
+		return out
+	}
+	for k, v := range anyMap(info.Detail["ae_roots"]) {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// benchRootsEqual reports whether every node reports a root for each of the
+// partitions and they are all equal (every node is a home replica of every
+// partition: 3 nodes, N=3). It says what differs when they are not.
+func benchRootsEqual(infos []*client.NodeInfo, partitions int) (bool, string) {
+	all := make([]map[string]string, len(infos))
+	for i, in := range infos {
+		all[i] = benchRoots(in)
+	}
+	differ, missing := 0, 0
+	first := ""
+	for p := range partitions {
+		k := fmt.Sprint(p)
+		r0, ok := all[0][k]
+		if !ok {
+			missing++
+			continue
+		}
+		for i := 1; i < len(all); i++ {
+			r, ok := all[i][k]
+			if !ok {
+				missing++
+			} else if r != r0 {
+				differ++
+				if first == "" {
+					first = fmt.Sprintf("partition %d: %s has %s, %s has %s", p, infos[0].ID, r0, infos[i].ID, r)
+				}
+			}
+		}
+	}
+	if differ == 0 && missing == 0 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%d partition roots differ, %d not reported (trees not built); %s", differ, missing, first)
+}
+
+// benchPendingHints returns how many hints a node holds for target:
+// Info.Detail["hints_pending"], target -> count.
+func benchPendingHints(info *client.NodeInfo, target string) float64 {
+	if info == nil {
+		return 0
+	}
+	return benchNumber(anyMap(info.Detail["hints_pending"])[target])
+}
+
+// benchNumber reads a number decoded from msgpack or JSON.
+func benchNumber(v any) float64 {
+	switch x := v.(type) {
+	case int:
+		return float64(x)
+	case int8:
+		return float64(x)
+	case int16:
+		return float64(x)
+	case int32:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case uint:
+		return float64(x)
+	case uint8:
+		return float64(x)
+	case uint16:
+		return float64(x)
+	case uint32:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	case float32:
+		return float64(x)
+	case float64:
+		return x
+	}
+	return 0
+}
+
+// poll calls cond every interval until it holds (nil) or timeout passes,
+// then returns an error with what cond last reported.
+func benchPoll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	last := ""
+	for {
+		ok, seen := cond()
+		if ok {
+			return nil
+		}
+		if seen != "" {
+			last = seen
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v still not %s; last seen: %s", timeout, what, last)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last seen: %s)", what, ctx.Err(), last)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitRootsEqual waits until the given nodes report equal Merkle roots for
+// every partition.
+func (bc *benchCluster) waitRootsEqual(ctx context.Context, partitions int, idx ...int) error {
+	return benchPoll(ctx, bc.b.o.waitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
+		infos, err := bc.infos(ctx, idx...)
+		if err != nil {
+			return false, err.Error()
+		}
+		return benchRootsEqual(infos, partitions)
+	})
+}
+
+// benchKey is key i of a key space named prefix.
+func benchKey(prefix string, i int) []byte { return fmt.Appendf(nil, "%s-%08d", prefix, i) }
+
+// benchValue fills a value of size bytes drawn from rnd: incompressible,
+// like the values anti-entropy's bytes-per-missing-byte figure assumes.
+func benchValue(rnd *rand.Rand, size int) []byte {
+	v := make([]byte, (size+7)/8*8)
+	for i := 0; i < len(v); i += 8 {
+		binary.LittleEndian.PutUint64(v[i:], rnd.Uint64())
+	}
+	return v[:size]
+}
+
+// keyValue is the value of key i of a loaded key space: drawn from a rand
+// seeded by (seed, i), so it can be checked later without being kept.
+func keyValue(seed uint64, i, size int) []byte {
+	return benchValue(rand.New(rand.NewPCG(seed, uint64(i))), size)
+}
+
+// load writes keys [from, from+n) of a key space with their keyValue from
+// the bench's loaders, retrying each failed put a few times, and returns
+// the figures and the key and value bytes written.
+func (b *bench) load(ctx context.Context, cl *client.Client, prefix string, seed uint64, from, n int, opts ...client.Option) (benchLoadFigures, int64) {
+	var total, done atomic.Int64
+	// A line of progress every 15 s, for the long loads.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		t0 := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				d := done.Load()
+				b.progress("  %s: %d of %d keys written (%.0f keys/s)", prefix, d, n, float64(d)/time.Since(t0).Seconds())
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	res := benchutil.Each(ctx, b.o.loadConcurrency, n, func(ctx context.Context, i int) error {
+		k, v := benchKey(prefix, from+i), keyValue(seed, from+i, b.o.valueSize)
+		var err error
+		for range 5 {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err = cl.Put(pctx, k, v, opts...)
+			cancel()
+			if err == nil {
+				total.Add(int64(len(k) + len(v)))
+				done.Add(1)
+				return nil
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return err
+	})
+	return benchLoadFigures{Keys: res.Done, Failed: res.Failed, Seconds: res.Elapsed.Seconds(), KeysPerSec: res.PerSec}, total.Load()
+}
+
+// benchProc names a process to meter; pid is read at the start and the end
+// (a node restarted meanwhile is a new process).
+type benchProc struct {
+	name string
+	pid  func() int
+}
+
+// benchMeter measures one phase's CPU and memory: of the processes given, of
+// this process (the driver) and of the whole machine.
+type benchMeter struct {
+	b      *bench
+	name   string
+	procs  []benchProc
+	pids   []int
+	before []benchutil.ProcStat
+	self   benchutil.ProcStat
+	mach   benchutil.MachineCPU
+	t0     time.Time
+}
+
+func (b *bench) startMeter(name string, procs []benchProc) *benchMeter {
+	m := &benchMeter{b: b, name: name, procs: procs, t0: time.Now()}
+	for _, p := range procs {
+		pid := p.pid()
+		st, _ := benchutil.ReadProc(pid)
+		if pid == 0 {
+			st = benchutil.ProcStat{}
+		}
+		m.pids = append(m.pids, pid)
+		m.before = append(m.before, st)
+	}
+	m.self, _ = benchutil.ReadProc(0)
+	m.mach, _ = benchutil.ReadMachineCPU()
+	return m
+}
+
+// stop ends the phase: ops operations were done; childCPU is CPU time of
+// short-lived driver processes (redis-benchmark) to count as the driver's.
+// The figures are added to the report and returned.
+func (m *benchMeter) stop(ops int, childCPU time.Duration) benchPhaseResources {
+	el := time.Since(m.t0)
+	r := benchPhaseResources{Phase: m.name, Ops: ops, Seconds: el.Seconds()}
+	per1k := func(d time.Duration) float64 {
+		if ops == 0 {
+			return 0
+		}
+		return d.Seconds() / float64(ops) * 1000
+	}
+	var ours time.Duration
+	for i, p := range m.procs {
+		pid := p.pid()
+		if pid == 0 {
+			continue
+		}
+		st, err := benchutil.ReadProc(pid)
+		if err != nil {
+			continue
+		}
+		before := m.before[i]
+		if pid != m.pids[i] {
+			before = benchutil.ProcStat{} // restarted during the phase
+		}
+		cpu := st.CPU - before.CPU
+		ours += cpu
+		r.Procs = append(r.Procs, benchProcFigures{Name: p.name, CPUSeconds: cpu.Seconds(), CPUPer1kOps: per1k(cpu),
+			RSSMiB: benchMiB(st.RSS), PeakRSSMiB: benchMiB(st.PeakRSS)})
+	}
+	self, _ := benchutil.ReadProc(0)
+	driver := self.CPU - m.self.CPU + childCPU
+	ours += driver
+	r.DriverCPUSeconds, r.DriverCPUPer1kOps = driver.Seconds(), per1k(driver)
+	if mach, err := benchutil.ReadMachineCPU(); err == nil {
+		busy := mach.Busy - m.mach.Busy
+		r.MachineBusyCores = busy.Seconds() / el.Seconds()
+		r.OtherBusyCores = max(0, (busy-ours).Seconds()/el.Seconds())
+	}
+	m.b.rep.Resources = append(m.b.rep.Resources, r)
+	return r
+}
+
+func benchMiB(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestBenchSmoke runs every phase of `mnemo bench` with tiny sizes and 1 s
+// phases against real processes, so `make test` proves the harness runs
+// end to end (the figures themselves are not checked: the machine is
+// shared). The redis phase is skipped, with a message, when
+// redis-benchmark is not installed.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three clusters of real processes")
+	}
+	dir := t.TempDir()
+	o := defaultBenchOpts()
+	o.binary = mnemoBin
+	o.dir = filepath.Join(dir, "bench")
+	o.out = filepath.Join(dir, "bench.json")
+	o.seed = uint64(time.Now().UnixNano())
+	o.profile = false
+	o.duration, o.openDuration, o.lightDuration = time.Second, time.Second, time.Second
+	o.quorums = []string{"3,2,2"}
+	o.keys, o.loadConcurrency = 500, 64
+	o.redisRequests, o.redisKeys, o.redisPipelines = 2000, 500, []int{1}
+	o.hintKeys, o.aeKeys, o.aeMissing = 300, 3000, 300
+	o.aeInterval, o.lightRate, o.waitTimeout = 2*time.Second, 200, time.Minute
+	t.Logf("seed %d", o.seed)
+	_, haveRedis := exec.LookPath("redis-benchmark")
+	if haveRedis != nil {
+		t.Log("redis-benchmark not installed: the redis phase will be skipped (apt-get install -y redis-server redis-tools)")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := runBench(ctx, o)
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	if len(rep.SDK) != 2 || len(rep.OpenLoop) != 2 {
+		t.Errorf("sdk: %d closed-loop and %d open-loop phases, want 2 and 2", len(rep.SDK), len(rep.OpenLoop))
+	}
+	for _, p := range rep.SDK {
+		if p.Ops == 0 || p.Errors > 0 {
+			t.Errorf("sdk %s %s: %d ops, %d errors", p.Op, p.NRW, p.Ops, p.Errors)
+		}
+	}
+	if haveRedis == nil {
+		// SET and GET on mnemo (--sync always, then none) and on redis
+		// (two configurations), when redis-server is there too.
+		want := 4
+		if _, err := exec.LookPath("redis-server"); err == nil {
+			want = 8
+		}
+		if len(rep.Redis) != want {
+			t.Errorf("redis: %d rows, want %d: %+v", len(rep.Redis), want, rep.Redis)
+		}
+	}
+	if h := rep.Handoff; h == nil || h.HintsReplayed < float64(o.hintKeys) || h.SampleWrong > 0 {
+		t.Errorf("hinted handoff: %+v", h)
+	}
+	if a := rep.AE; a == nil || a.Round == nil || a.Repair == nil || a.Fore == nil || a.Repair.KeysReceived < float64(o.aeMissing) {
+		t.Errorf("anti-entropy: %+v", a)
+	}
+	if x := rep.Transfer; x == nil || x.KeysReceived == 0 {
+		t.Errorf("transfer: %+v", x)
+	}
+	if len(rep.Resources) == 0 || len(rep.Resources[0].Procs) != 3 {
+		t.Errorf("resources: %+v", rep.Resources)
+	}
+	b, err := os.ReadFile(o.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back benchReport
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("results file: %v", err)
+	}
+	if len(back.Targets) == 0 {
+		t.Error("results file without targets")
+	}
+}

@@ -1,0 +1,16 @@
+// Package benchutil holds the measuring pieces of `mnemo bench`: a latency
+// recorder with exact percentiles, closed-loop and open-loop load drivers,
+// readers of a process's CPU time and memory from /proc, and a parser of
+// redis-benchmark's CSV output.
+//
+// It knows nothing about mnemo: an operation is a func the caller gives,
+// and a process is a pid. The caller owns every goroutine a driver starts;
+// each driver returns only when all of them have ended.
+//
+// The open-loop driver exists because a closed loop hides queueing: a
+// caller that waits for its previous answer sends less when the server is
+// slow, so the slow moments are under-sampled ("coordinated omission").
+// OpenLoop schedules sends at a fixed rate and measures each latency from
+// the scheduled time, so a send that waited for a free worker counts the
+// wait.
+package benchutil
