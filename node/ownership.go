@@ -349,9 +349,10 @@ func cursorKey(p ring.Partition, source ring.NodeID) []byte {
 	return append(k, source...)
 }
 
-// pull copies partition p from every live node that holds it. It marks p
-// synced only when every current holder was read to the end, so a pull
-// from one stale replica never stands for the whole.
+// pull copies partition p from a node that holds it: one live holder when
+// anti-entropy runs (it repairs whatever that holder lacked), else every
+// holder, so that a pull from one stale replica never stands for the whole.
+// It marks p synced when the sources were read to the end.
 func (o *ownership) pull(ctx context.Context, p ring.Partition) error {
 	o.mu.Lock()
 	done := o.synced[p]
@@ -361,6 +362,17 @@ func (o *ownership) pull(ctx context.Context, p ring.Partition) error {
 	}
 	v := o.n.view.Load()
 	sources := o.othersHold(v, p)
+	if o.n.ae != nil {
+		// One live holder is enough: anti-entropy brings whatever it
+		// lacked (reading every replica tripled the bytes of a join).
+		i := slices.IndexFunc(sources, o.n.alive)
+		if i < 0 && len(sources) > 0 {
+			return fmt.Errorf("node: partition %d: every holder is down; waiting for one", p)
+		}
+		if i >= 0 {
+			sources = sources[i : i+1]
+		}
+	}
 	for _, src := range sources {
 		if !o.n.alive(src) {
 			return fmt.Errorf("node: partition %d: holder %s is down; waiting for it", p, src)
