@@ -128,7 +128,8 @@ type Config struct {
 	// Timeout applies to calls whose context has no deadline. Default 10s.
 	Timeout time.Duration
 	// ConnsPerAddr is how many multiplexed connections to keep per node.
-	// Default 2.
+	// Default 1: one connection batches more frames per syscall, which
+	// measured faster than several up to 64 concurrent callers.
 	ConnsPerAddr int
 }
 
@@ -157,7 +158,7 @@ func NewWithConfig(cfg Config) (*Client, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	if cfg.ConnsPerAddr == 0 {
-		cfg.ConnsPerAddr = 2
+		cfg.ConnsPerAddr = 1
 	}
 	return &Client{cfg: cfg, pool: wire.NewPool(wire.ClientConfig{DialTimeout: cfg.DialTimeout, ConnsPerAddr: cfg.ConnsPerAddr})}, nil
 }

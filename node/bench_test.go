@@ -18,7 +18,7 @@ import (
 // concurrent callers, 100-byte values: the hot path without fsync.
 func BenchmarkClusterPutGet(b *testing.B) {
 	tc := startBenchCluster(b)
-	cl, err := client.NewWithConfig(client.Config{Addrs: []string{tc[0].RPCAddr(), tc[1].RPCAddr(), tc[2].RPCAddr()}, ConnsPerAddr: 4})
+	cl, err := client.NewWithConfig(client.Config{Addrs: []string{tc[0].RPCAddr(), tc[1].RPCAddr(), tc[2].RPCAddr()}, ConnsPerAddr: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -48,6 +48,12 @@ func BenchmarkClusterPutGet(b *testing.B) {
 					}
 				}
 			})
+			var in, out, fl uint64
+			for _, nd := range tc {
+				st := nd.rpc.Stats()
+				in, out, fl = in+st.FramesIn, out+st.FramesOut, fl+st.Flushes
+			}
+			b.ReportMetric(float64(out)/float64(max(fl, 1)), "frames/flush")
 		})
 	}
 }

@@ -111,7 +111,7 @@ func (bc *benchCluster) client(idx ...int) (*client.Client, error) {
 	for _, i := range idx {
 		addrs = append(addrs, bc.Nodes[i].RPC)
 	}
-	return client.NewWithConfig(client.Config{Addrs: addrs, ConnsPerAddr: 4})
+	return client.NewWithConfig(client.Config{Addrs: addrs})
 }
 
 // procs are the running nodes, for a meter.

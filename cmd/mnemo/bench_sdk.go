@@ -48,7 +48,7 @@ func (b *bench) sdkAndRedis(ctx context.Context) error {
 // sdkAgainstTarget runs the sdk phases against --target (no resources or
 // profiles: the processes are not ours).
 func (b *bench) sdkAgainstTarget(ctx context.Context) error {
-	cl, err := client.NewWithConfig(client.Config{Addrs: b.o.target, ConnsPerAddr: 4})
+	cl, err := client.NewWithConfig(client.Config{Addrs: b.o.target})
 	if err != nil {
 		return err
 	}
