@@ -113,6 +113,9 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is Pebble's memtable size in bytes. Default 16 MiB.
 	MemTableSize uint64
+	// ObjectCacheSize is the budget of the decoded-object cache in bytes
+	// (recently written keys); negative disables it. Default 32 MiB.
+	ObjectCacheSize int64
 	// Observer, when set, sees every data change (anti-entropy trees).
 	Observer Observer
 	// Now is the clock for write timestamps. Default time.Now.
@@ -142,6 +145,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 16 << 20
+	}
+	if o.ObjectCacheSize == 0 {
+		o.ObjectCacheSize = 32 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -175,6 +181,8 @@ type Store struct {
 	writeOpt *pebble.WriteOptions
 
 	stripes [nStripes]sync.Mutex
+	// cache holds recently written objects; see objectCache.
+	cache *objectCache
 
 	// counts are per-partition live-key and tombstone counts. counted[p]
 	// is set once partition p has been counted at start-up; before that,
@@ -228,6 +236,7 @@ func Open(opts Options) (*Store, error) {
 		tombs:   make([]atomic.Int64, opts.Partitions),
 		counted: make([]atomic.Bool, opts.Partitions),
 		stop:    make(chan struct{}),
+		cache:   newObjectCache(opts.ObjectCacheSize),
 	}
 	switch opts.Sync {
 	case SyncAlways:
@@ -337,8 +346,25 @@ func (s *Store) dataKey(p ring.Partition, seg uint32, key []byte) []byte {
 	return append(k, key...)
 }
 
-func (s *Store) stripe(key []byte) *sync.Mutex {
-	return &s.stripes[ring.KeyHash(key)>>(64-stripeBits)]
+func stripeOf(key []byte) int { return int(ring.KeyHash(key) >> (64 - stripeBits)) }
+
+// getLocked reads dk with its stripe held, through the object cache, and
+// caches what it finds (absence included).
+func (s *Store) getLocked(stripe int, dk []byte) (*version.Object, error) {
+	if o, ok := s.cache.get(stripe, dk); ok {
+		if o == nil {
+			return nil, ErrNotFound
+		}
+		return o, nil
+	}
+	o, err := s.get(dk)
+	switch {
+	case err == nil:
+		s.cache.put(stripe, dk, o)
+	case errors.Is(err, ErrNotFound):
+		s.cache.put(stripe, dk, nil)
+	}
+	return o, err
 }
 
 // stripeRange returns the stripes [lo, hi) holding partition p's keys.
@@ -372,7 +398,14 @@ func (s *Store) Get(key []byte) (*version.Object, error) {
 		return nil, err
 	}
 	p, seg := s.Locate(key)
-	return s.get(s.dataKey(p, seg, key))
+	dk := s.dataKey(p, seg, key)
+	if o, ok := s.cache.get(stripeOf(key), dk); ok {
+		if o == nil {
+			return nil, ErrNotFound
+		}
+		return o, nil
+	}
+	return s.get(dk)
 }
 
 func (s *Store) get(dk []byte) (*version.Object, error) {
@@ -438,10 +471,10 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 	}
 	p, seg := s.Locate(req.Key)
 	dk := s.dataKey(p, seg, req.Key)
-	mu := s.stripe(req.Key)
-	mu.Lock()
-	defer mu.Unlock()
-	before, err := s.get(dk)
+	st := stripeOf(req.Key)
+	s.stripes[st].Lock()
+	defer s.stripes[st].Unlock()
+	before, err := s.getLocked(st, dk)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, nil, err
 	}
@@ -461,6 +494,7 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: write: %w", err)
 		}
+		s.cache.put(st, dk, after)
 		s.applied(p, seg, req.Key, before, after)
 		return after, func() error { return nil }, nil
 	}
@@ -471,6 +505,7 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 		b.Close()
 		return nil, nil, fmt.Errorf("store: write: %w", err)
 	}
+	s.cache.put(st, dk, after)
 	s.applied(p, seg, req.Key, before, after)
 	return after, func() error {
 		defer b.Close()
@@ -490,10 +525,10 @@ func (s *Store) Merge(key []byte, obj *version.Object) (merged *version.Object, 
 	}
 	p, seg := s.Locate(key)
 	dk := s.dataKey(p, seg, key)
-	mu := s.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
-	before, err := s.get(dk)
+	st := stripeOf(key)
+	s.stripes[st].Lock()
+	defer s.stripes[st].Unlock()
+	before, err := s.getLocked(st, dk)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
@@ -505,8 +540,10 @@ func (s *Store) Merge(key []byte, obj *version.Object) (merged *version.Object, 
 		return after, false, nil
 	}
 	if err := s.write(p, seg, key, dk, before, after); err != nil {
+		s.cache.forget(st, dk)
 		return nil, false, err
 	}
+	s.cache.put(st, dk, after)
 	return after, true, nil
 }
 
@@ -778,7 +815,7 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 			return 0, err
 		}
 		p, seg := s.Locate(it.Key)
-		st := int(ring.KeyHash(it.Key) >> (64 - stripeBits))
+		st := stripeOf(it.Key)
 		locs[i] = located{p, seg, s.dataKey(p, seg, it.Key), st}
 		stripes = append(stripes, st)
 	}
@@ -812,7 +849,7 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 		before, ok := pending[string(l.dk)]
 		if !ok {
 			var err error
-			before, err = s.get(l.dk)
+			before, err = s.getLocked(l.stripe, l.dk)
 			if errors.Is(err, ErrNotFound) {
 				before = nil
 			} else if err != nil {
@@ -833,10 +870,14 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 		return 0, nil
 	}
 	if err := b.Commit(s.writeOpt); err != nil {
+		for _, c := range changes {
+			s.cache.forget(locs[c.i].stripe, locs[c.i].dk)
+		}
 		return 0, fmt.Errorf("store: batch commit: %w", err)
 	}
 	for _, c := range changes {
 		l := locs[c.i]
+		s.cache.put(l.stripe, l.dk, c.after)
 		if s.counted[l.p].Load() {
 			s.adjustCounts(l.p, c.before, -1)
 			s.adjustCounts(l.p, c.after, +1)
@@ -859,10 +900,10 @@ func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (delet
 	}
 	p, seg := s.Locate(key)
 	dk := s.dataKey(p, seg, key)
-	mu := s.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
-	cur, err := s.get(dk)
+	st := stripeOf(key)
+	s.stripes[st].Lock()
+	defer s.stripes[st].Unlock()
+	cur, err := s.getLocked(st, dk)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -870,8 +911,10 @@ func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (delet
 		return false, err
 	}
 	if err := s.db.Delete(dk, s.writeOpt); err != nil {
+		s.cache.forget(st, dk)
 		return false, fmt.Errorf("store: delete: %w", err)
 	}
+	s.cache.put(st, dk, nil)
 	if s.counted[p].Load() {
 		s.adjustCounts(p, cur, -1)
 	}
