@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -61,12 +62,22 @@ type Config struct {
 	RetryDelay time.Duration
 	// FollowUp is how long after a rejoin this node checks the partitions
 	// another replica was designated to repair with the rejoined peer: a
-	// root comparison if it did, a repair if it could not. Default 5 s (at
-	// most Interval).
+	// root comparison if it did, a repair if it could not. The delay runs
+	// from the last time this node's own exchanges with the peer found
+	// trees not built yet, since nobody can repair before they are.
+	// Default 5 s (at most Interval).
 	FollowUp time.Duration
 	// CallTimeout bounds each request of an exchange, so a peer that
 	// stops answering cannot hold the scheduler. Default 30 s.
 	CallTimeout time.Duration
+	// CPUShare bounds the share of one CPU that anti-entropy's own work
+	// takes on this node: the start-up tree build, the scans of differing
+	// segments, encoding and merging objects, in both roles. It is
+	// measured in wall time, so anti-entropy backs off further when the
+	// machine is busy and foreground requests keep priority; whatever the
+	// share, that work runs on one goroutine at a time (see pace.go).
+	// Negative: unbounded. Default 0.5.
+	CPUShare float64
 	// Logger receives one line per partition exchange that repaired
 	// anything, and errors. The zero Logger discards them.
 	Logger zerolog.Logger
@@ -83,12 +94,13 @@ const (
 	DefaultRetryDelay  = 500 * time.Millisecond
 	DefaultFollowUp    = 5 * time.Second
 	DefaultCallTimeout = 30 * time.Second
+	DefaultCPUShare    = 0.5
 )
 
 // DefaultConfig returns the defaults; set Store, Trees and Cluster.
 func DefaultConfig() Config {
 	return Config{Interval: DefaultInterval, Rate: DefaultRate, RetryDelay: DefaultRetryDelay,
-		FollowUp: DefaultFollowUp, CallTimeout: DefaultCallTimeout, Now: time.Now}
+		FollowUp: DefaultFollowUp, CallTimeout: DefaultCallTimeout, CPUShare: DefaultCPUShare, Now: time.Now}
 }
 
 func (c Config) withDefaults() Config {
@@ -107,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = d.CallTimeout
+	}
+	if c.CPUShare == 0 {
+		c.CPUShare = d.CPUShare
 	}
 	if c.Now == nil {
 		c.Now = d.Now
@@ -144,6 +159,9 @@ func (c Config) Validate() error {
 	if c.CallTimeout < 0 {
 		errs = append(errs, fmt.Errorf("antientropy: CallTimeout %v is negative", c.CallTimeout))
 	}
+	if math.IsNaN(c.CPUShare) || math.IsInf(c.CPUShare, 0) {
+		errs = append(errs, fmt.Errorf("antientropy: CPUShare %v is not a number", c.CPUShare))
+	}
 	return errors.Join(errs...)
 }
 
@@ -170,11 +188,18 @@ type AntiEntropy struct {
 	trees *Trees
 	cl    Cluster
 	lim   *ratelimit.Bucket
+	pace  *pacer // bounds the CPU of the build and of exchanges
 	met   *metrics
 	start time.Time
 	// replyCap bounds the object bytes of one keys reply (maxReplyObjects;
 	// tests lower it to exercise cut replies).
 	replyCap int
+	// leaseTTL is how long a repair lease lasts without a renewal
+	// (DefaultLeaseTTL; tests lower it).
+	leaseTTL time.Duration
+	// rejoinPending is the scheduler's count of partitions queued by
+	// rejoin triggers and not compared yet (Stats.RejoinPending).
+	rejoinPending atomic.Int64
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -183,12 +208,14 @@ type AntiEntropy struct {
 	closed atomic.Bool
 	once   sync.Once
 
-	// mu guards rejoined and pairs.
+	// mu guards rejoined, pairs and leases.
 	mu struct {
 		sync.Mutex
 		// rejoined holds rejoin triggers not yet taken by the scheduler.
 		rejoined []ring.NodeID
 		pairs    map[pairKey]*pairState
+		// leases are the repair leases, by partition (see lease.go).
+		leases map[ring.Partition]*lease
 	}
 
 	stats struct {
@@ -214,11 +241,14 @@ func New(cfg Config) (*AntiEntropy, error) {
 		trees:    cfg.Trees,
 		cl:       cfg.Cluster,
 		lim:      newLimiter(cfg.Rate),
+		pace:     newPacer(cfg.CPUShare),
 		start:    cfg.Now(),
 		replyCap: maxReplyObjects,
+		leaseTTL: DefaultLeaseTTL,
 		kick:     make(chan struct{}, 1),
 	}
 	a.mu.pairs = map[pairKey]*pairState{}
+	a.mu.leases = map[ring.Partition]*lease{}
 	if cfg.Registerer != nil {
 		m, err := newMetrics(a, cfg.Registerer)
 		if err != nil {
@@ -233,11 +263,11 @@ func New(cfg Config) (*AntiEntropy, error) {
 	return a, nil
 }
 
-// build builds the trees, then wakes the scheduler for retries.
+// build builds the trees, paced, then wakes the scheduler for retries.
 func (a *AntiEntropy) build() {
 	defer a.wg.Done()
 	t0 := time.Now()
-	if err := a.trees.Build(a.ctx, a.st); err != nil {
+	if err := a.trees.build(a.ctx, a.st, a.pace); err != nil {
 		if a.ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
 			a.log.Error().Err(err).Msg("building merkle trees")
 		}
@@ -267,8 +297,10 @@ func (a *AntiEntropy) Roots() map[ring.Partition]uint64 { return a.trees.Roots()
 // block. Each such partition is exchanged by one replica only, the first
 // alive home replica other than id in the ring's order, so that a node
 // missing data is not sent it by every other replica; the others check
-// their partitions with id FollowUp later (a root comparison, when the
-// designated replica did its work, and a repair when it could not).
+// their partitions with id FollowUp after the trees are built (a root
+// comparison, when the designated replica did its work, and a repair when
+// it could not). Repair leases (lease.go) keep any two exchanges from
+// repairing one partition of a node at once.
 func (a *AntiEntropy) NodeRejoined(id ring.NodeID) {
 	if id == a.cl.Self() || a.closed.Load() {
 		return
@@ -302,9 +334,12 @@ func (a *AntiEntropy) Close() error {
 // peer as soon as possible, and those left to their designated repairer,
 // checked once it has had FollowUp to do its work.
 type urgent struct {
-	parts   map[ring.Partition]bool
-	since   time.Time
-	later   map[ring.Partition]bool
+	parts map[ring.Partition]bool
+	since time.Time
+	later map[ring.Partition]bool
+	// laterAt is when later is due: FollowUp after the trigger, pushed
+	// back while this node's exchanges with the peer find trees not built
+	// (the designated repairer cannot have started either).
 	laterAt time.Time
 }
 
@@ -323,7 +358,9 @@ func (a *AntiEntropy) run() {
 		case <-timer.C:
 		}
 		a.takeRejoins(urgents)
+		a.countPending(urgents)
 		a.runUrgent(urgents)
+		a.countPending(urgents)
 		a.runPeriodic()
 		next := tick
 		if len(urgents) > 0 {
@@ -345,6 +382,9 @@ func (a *AntiEntropy) takeRejoins(urgents map[ring.NodeID]*urgent) {
 	a.mu.Lock()
 	ids := a.mu.rejoined
 	a.mu.rejoined = nil
+	// Until countPending recounts, the triggers taken still count as
+	// pending (Stats must not see a moment with none).
+	a.rejoinPending.Add(int64(len(ids)))
 	a.mu.Unlock()
 	now := a.cfg.Now()
 	for _, id := range ids {
@@ -408,6 +448,14 @@ func (a *AntiEntropy) runUrgent(urgents map[ring.NodeID]*urgent) {
 		for _, p := range res.Done {
 			delete(u.parts, p)
 		}
+		if len(res.NotReady) > len(res.Busy) && len(u.later) > 0 {
+			// Trees still building (the peer's, after its restart, or
+			// ours): the follow-ups wait for the designated repairers,
+			// who could not start either.
+			if at := a.cfg.Now().Add(a.cfg.FollowUp); at.After(u.laterAt) {
+				u.laterAt = at
+			}
+		}
 		if err != nil && a.ctx.Err() == nil {
 			a.log.Warn().Err(err).Str("peer", string(id)).Msg("exchange after rejoin failed; will retry")
 		}
@@ -415,6 +463,15 @@ func (a *AntiEntropy) runUrgent(urgents map[ring.NodeID]*urgent) {
 			delete(urgents, id)
 		}
 	}
+}
+
+// countPending publishes how many partitions rejoin triggers still queue.
+func (a *AntiEntropy) countPending(urgents map[ring.NodeID]*urgent) {
+	n := 0
+	for _, u := range urgents {
+		n += len(u.parts) + len(u.later)
+	}
+	a.rejoinPending.Store(int64(n))
 }
 
 // runPeriodic exchanges every shared partition whose pair is due: once per
@@ -465,14 +522,20 @@ func (a *AntiEntropy) runPeriodic() {
 		if !a.cl.Alive(id) {
 			continue
 		}
-		if _, err := a.ExchangeNow(a.ctx, id, parts); err != nil && a.ctx.Err() == nil {
+		res, err := a.ExchangeNow(a.ctx, id, parts)
+		if err != nil && a.ctx.Err() == nil {
 			a.log.Warn().Err(err).Str("peer", string(id)).Int("partitions", len(parts)).Msg("periodic exchange failed")
 		}
 		// Whatever happened, the pair waits for the next round: a dead or
-		// failing peer is not retried at every tick.
+		// failing peer is not retried at every tick. Only partitions
+		// another exchange was repairing (busy) are tried at the next
+		// tick: a root comparison, most likely equal by then.
 		a.mu.Lock()
 		t := a.cfg.Now()
 		for _, p := range parts {
+			if slices.Contains(res.Busy, p) {
+				continue
+			}
 			ps := a.pair(p, id)
 			if ps.last.Before(t) {
 				ps.last = t
@@ -554,6 +617,10 @@ type Stats struct {
 	// TreesBuilt is the number of partitions whose tree is built, of
 	// Partitions.
 	TreesBuilt, Partitions int
+	// RejoinPending counts the partitions rejoin triggers have queued for
+	// an exchange (as designated repairer or follow-up) and that were not
+	// compared yet; a trigger the scheduler has not taken yet counts one.
+	RejoinPending int
 	// Pairs is, per partition shared with a peer and compared at least
 	// once, the last comparison's outcome, sorted by partition then peer.
 	Pairs []PairStats
@@ -586,6 +653,7 @@ func (a *AntiEntropy) Stats() Stats {
 		Partitions:    a.trees.Partitions(),
 	}
 	a.mu.Lock()
+	s.RejoinPending = int(a.rejoinPending.Load()) + len(a.mu.rejoined)
 	for k, ps := range a.mu.pairs {
 		if ps.last.IsZero() && ps.inSync.IsZero() {
 			continue
@@ -660,7 +728,7 @@ func newMetrics(a *AntiEntropy, reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mnemo_ae_exchanges_total",
-			Help: "Partition exchanges this node initiated, by result (in_sync, repaired, not_ready, failed).",
+			Help: "Partition exchanges this node initiated, by result (in_sync, repaired, not_ready, busy: another exchange was repairing it, failed).",
 		}, []string{"result"}),
 		keys: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mnemo_ae_keys_repaired_total",
@@ -691,7 +759,7 @@ func newMetrics(a *AntiEntropy, reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	// Make the labelled series visible at zero.
-	for _, r := range []string{"in_sync", "repaired", "not_ready", "failed"} {
+	for _, r := range []string{"in_sync", "repaired", "not_ready", "busy", "failed"} {
 		m.exchanges.WithLabelValues(r)
 	}
 	for _, d := range []string{"sent", "received"} {

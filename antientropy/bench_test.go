@@ -1,13 +1,23 @@
 package antientropy
 
 import (
+	"bytes"
+	"context"
 	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/mnemo-kv/mnemo/internal/testutil"
 	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/store"
 )
 
 var (
@@ -68,4 +78,155 @@ func BenchmarkRepair(b *testing.B) {
 	b.ReportMetric(float64(inSync), "in-sync-round-bytes")
 	b.ReportMetric(float64(len(missing))*float64(b.N)/took.Seconds(), "keys-repaired/s")
 	b.Logf("%.3f bytes per missing byte; in-sync round %d bytes;%s", ratio, inSync, c.traffic())
+}
+
+var (
+	buildKeys = flag.Int("build.keys", 250_000, "BenchmarkBuild: keys of 100 random bytes (the bench's node-3 after its restart: 1100000)")
+	buildQ    = flag.Int("build.q", 256, "BenchmarkBuild: partitions")
+)
+
+// BenchmarkBuild measures the start-up tree build of a store holding
+// -build.keys keys of 100 random bytes (reopened, as after a restart):
+// "decode" is the build as it was, a ScanPartition that decodes and copies
+// every object and hashes it with LeafHash; "raw" is Trees.Build, a raw
+// scan hashed with LeafHashEncoded; "raw-paced" is the build AntiEntropy
+// runs, at the default CPU share. Both builds must give the same roots.
+func BenchmarkBuild(b *testing.B) {
+	rng := newRand(b)
+	dir := b.TempDir()
+	opts := store.Options{Dir: dir, NodeID: "n1", Partitions: *buildQ, Segments: 1024,
+		Sync: store.SyncNone, CacheSize: 32 << 20, MemTableSize: 16 << 20}
+	st, err := store.Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	fillStore(b, rng, st, *buildKeys, 100)
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if st, err = store.Open(opts); err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	testutil.Eventually(b, 5*time.Minute, "start-up key count", func() (bool, string) {
+		c := st.Counts()
+		return c.Ready, fmt.Sprintf("%d keys counted", c.Live)
+	})
+	b.Logf("%d keys over %d partitions filled and reopened in %v", *buildKeys, *buildQ, time.Since(t0))
+	var want map[ring.Partition]uint64
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			want = buildDecoded(b, st)
+		}
+		b.ReportMetric(float64(*buildKeys)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
+	})
+	for _, share := range []float64{-1, DefaultCPUShare} {
+		name := "raw"
+		if share > 0 {
+			name = "raw-paced"
+		}
+		b.Run(name, func(b *testing.B) {
+			var trees *Trees
+			for b.Loop() {
+				trees = NewTrees(*buildQ, 1024)
+				if err := trees.build(context.Background(), st, newPacer(share)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(*buildKeys)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
+			if want != nil && !maps.Equal(trees.Roots(), want) {
+				b.Fatal("the raw build's roots differ from the decoding build's")
+			}
+		})
+	}
+}
+
+// buildDecoded is the build as it was before the raw scan: every object
+// decoded and copied by ScanPartition, then hashed with LeafHash. It
+// returns the roots.
+func buildDecoded(b *testing.B, st *store.Store) map[ring.Partition]uint64 {
+	roots := map[ring.Partition]uint64{}
+	for p := range st.Partitions() {
+		unlock := st.LockPartition(ring.Partition(p))
+		tree := NewTree(st.Segments())
+		err := st.ScanPartition(ring.Partition(p), 0, uint32(st.Segments()), func(e store.Entry) bool {
+			tree.Toggle(e.Segment, LeafHash(e.Key, e.Object))
+			return true
+		})
+		unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		roots[ring.Partition(p)] = tree.Root()
+		runtime.Gosched()
+	}
+	return roots
+}
+
+// fillStore writes n keys of valueLen random bytes to st, each versioned
+// by one actor as puts would, in storage order.
+func fillStore(t testing.TB, rng *rand.Rand, st *store.Store, n, valueLen int) {
+	t.Helper()
+	type item struct {
+		kv  store.KeyObject
+		p   ring.Partition
+		seg uint32
+	}
+	actor := version.NewActor("node-1", "0123456789abcdef")
+	ts := time.Now().UnixNano()
+	items := make([]item, n)
+	for i := range items {
+		key := []byte(fmt.Sprintf("key-%08d", i))
+		val := make([]byte, valueLen)
+		for j := range val {
+			val[j] = byte(rng.Uint32())
+		}
+		dot := version.Dot{Actor: actor, Counter: uint64(i + 1)}
+		o := &version.Object{Context: version.VV{{Actor: actor, Counter: dot.Counter}},
+			Siblings: []version.Sibling{{Dot: dot, Value: val, Timestamp: ts + int64(i)*1000}}}
+		it := item{kv: store.KeyObject{Key: key, Object: o}}
+		it.p, it.seg = st.Locate(key)
+		items[i] = it
+	}
+	slices.SortFunc(items, func(x, y item) int {
+		if x.p != y.p {
+			return int(x.p) - int(y.p)
+		}
+		if x.seg != y.seg {
+			return int(x.seg) - int(y.seg)
+		}
+		return bytes.Compare(x.kv.Key, y.kv.Key)
+	})
+	const batch = 1000
+	for lo := 0; lo < n; lo += batch {
+		objs := make([]store.KeyObject, 0, batch)
+		for _, it := range items[lo:min(n, lo+batch)] {
+			objs = append(objs, it.kv)
+		}
+		if _, err := st.MergeMany(objs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var (
+	rejoinKeys = flag.Int("rejoin.keys", 64_000, "BenchmarkRejoin: keys of 100 random bytes (the bench: 1000000)")
+	rejoinQ    = flag.Int("rejoin.q", 16, "BenchmarkRejoin: partitions (the bench: 256; keep about 4 keys per segment)")
+)
+
+// BenchmarkRejoin runs the rejoin story of TestRejoinRepairsOnce (three
+// replicas, c restarts missing one key in ten, its trees building at first,
+// four triggers) and reports the bytes sent per missing byte and the
+// objects c received per missing key. Set -rejoin.keys=1000000
+// -rejoin.q=256 for the bench's size.
+func BenchmarkRejoin(b *testing.B) {
+	var bytesRatio, recvRatio float64
+	for i := 0; i < b.N; i++ {
+		f := rejoin(b, *rejoinKeys, *rejoinQ)
+		bytesRatio += float64(f.bytes) / float64(f.missingBytes)
+		recvRatio += float64(f.received) / float64(f.missing)
+	}
+	b.ReportMetric(bytesRatio/float64(b.N), "bytes/missing-byte")
+	b.ReportMetric(recvRatio/float64(b.N), "received/missing-key")
 }

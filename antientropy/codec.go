@@ -40,6 +40,7 @@ const (
 	statusDiffer               // different roots: exchange the partition
 	statusNotReady             // the responder's tree is not built yet
 	statusNotHome              // the responder does not see both nodes as home replicas
+	statusBusy                 // another exchange is repairing the partition at the responder (lease.go)
 )
 
 // Body flags: the first byte of every message.

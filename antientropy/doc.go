@@ -18,7 +18,10 @@
 // new leaf hash. At start-up New builds every partition's tree from a scan
 // under store.LockPartition, one partition at a time in the background;
 // until a partition is built, changes to it are ignored (its scan sees
-// them) and exchanges skip it.
+// them) and exchanges skip it. The build reads the stored encodings
+// (store.ScanPartitionRaw) and hashes them with LeafHashEncoded, which
+// walks the msgpack without decoding or copying anything: about 0.7 s
+// for 1.1M keys, where decoding every object took 1.6 s.
 //
 // # Exchange
 //
@@ -48,10 +51,11 @@
 //
 // Both sides merge what they receive with store.MergeMany: siblings
 // survive, tombstones travel, and a repair is itself a change the trees
-// record. The roots are compared once more at the end; a partition still
-// different (writes going on, a tag collision, a reply cut at its size
-// cap) gets another pass, with a new salt. Two partitions are worked on at
-// once, so that one side's scan overlaps the other's.
+// record. The roots of every 8 partitions repaired are compared once more;
+// a partition still different (writes going on, a tag collision, a reply
+// cut at its size cap) gets another pass, with a new salt. Two partitions
+// are worked on at once, so that one side's scan overlaps the other's.
+// Scans read raw encodings and decode only the objects sent.
 //
 // Tags are salted with a random salt per pass: equal hashes always give
 // equal tags, and unequal ones collide rarely (2^-24 for segments, 2^-32
@@ -76,18 +80,33 @@
 // NodeRejoined(id) (gossip saw id alive again) queues an immediate
 // exchange of every partition shared with id, retried every RetryDelay
 // while id's trees are still being built (or a call failed), for up to
-// one Interval. Only one replica repairs a
-// partition on a rejoined node: the first alive home replica other than
-// it, in ring order; the others check theirs FollowUp (5 s) later, which
-// costs a root comparison when it did its work and repairs what it could
-// not reach (it may itself have been cut off from the rejoined node). Otherwise each pair of home replicas exchanges
-// each partition once per Interval: the node with the lower id initiates,
-// and the other does only if the pair has not been exchanged for two
-// Intervals. The scheduler runs one exchange at a time (two partitions in
-// flight), each request within CallTimeout, and every node sends at most
-// Rate bytes per second of anti-entropy (a token bucket over both roles);
-// objects are merged 256 at a time with yields in between, so foreground
-// requests keep priority.
+// one Interval. Only one replica repairs a partition on a rejoined node:
+// the first alive home replica other than it, in ring order; the others
+// check theirs FollowUp (5 s) after their own exchanges with it last found
+// trees unbuilt (nobody could repair before), which costs a root
+// comparison when the designated replica did its work and repairs what it
+// could not reach (it may itself have been cut off from the rejoined
+// node). Otherwise each pair of home replicas exchanges each partition
+// once per Interval: the node with the lower id initiates, and the other
+// does only if the pair has not been exchanged for two Intervals.
+//
+// A node takes part in one repair of a partition at a time (lease.go): a
+// roots request that finds a difference gets a repair lease on the
+// partition from the responder, or statusBusy while another exchange
+// holds one, and a node does not initiate on a partition another exchange
+// is repairing on it. The exchange that backs off comes back later and
+// most likely finds the partition equal. So a rejoined node, which its
+// designated repairer, the follow-ups and its own pulls all want to
+// repair, receives each missing object once, not up to three times.
+//
+// The scheduler runs one exchange at a time (two partitions in flight),
+// each request within CallTimeout, and every node sends at most Rate bytes
+// per second of anti-entropy (a token bucket over both roles). Foreground
+// requests keep priority over the CPU too (pace.go): anti-entropy's work
+// (the start-up build, scans, merges of 256 objects at a time) runs in
+// short turns, one turn at a time per node, and takes at most CPUShare of
+// one CPU, measured in wall time so that it backs off when the machine
+// is busy.
 //
 // # What the caller does
 //

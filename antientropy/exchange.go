@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -36,8 +35,13 @@ const (
 	mergeBatch = 256
 	// partitionsInFlight is how many partitions one exchange works on at
 	// once: two let this node's scan of one overlap the peer's work on the
-	// other, and keep anti-entropy to about one CPU on each side.
+	// other; the pacer bounds the CPU they take together.
 	partitionsInFlight = 2
+	// claimChunk is how many differing partitions an exchange repairs
+	// between two root comparisons: each comparison ends the repair
+	// leases of the partitions done and renews those of the partitions
+	// still queued, well within the lease's TTL.
+	claimChunk = 4 * partitionsInFlight
 	// scanGap: differing segments this close together are read with one
 	// scan (a Pebble iterator costs more than skipping a few keys).
 	scanGap = 8
@@ -66,8 +70,13 @@ type Result struct {
 	// Repaired).
 	Done []ring.Partition
 	// NotReady lists partitions skipped: a tree not built yet on either
-	// side, or a side that does not see both nodes as home replicas.
+	// side, a side that does not see both nodes as home replicas, or
+	// another exchange repairing the partition on either side (Busy).
 	NotReady []ring.Partition
+	// Busy lists the NotReady partitions that another exchange held a
+	// repair lease on (lease.go): trying them again shortly most likely
+	// finds them equal.
+	Busy []ring.Partition
 	// KeysSent and KeysReceived count objects sent and received;
 	// KeysChanged the received ones that changed this node's store.
 	KeysSent, KeysReceived, KeysChanged int
@@ -78,11 +87,38 @@ type Result struct {
 	Duration time.Duration
 }
 
-// keyEntry is one stored key during an exchange.
+// keyEntry is one stored key during an exchange, as scanned: its object
+// stays encoded, and is decoded only if it is sent (most scanned keys are
+// not).
 type keyEntry struct {
 	key  []byte
-	obj  *version.Object
+	enc  []byte // version.Encode of the object
 	desc uint32 // KeyDescriptor
+}
+
+// keyObject decodes e for sending.
+func (e *keyEntry) keyObject() (store.KeyObject, error) {
+	o, err := version.Decode(e.enc)
+	if err != nil {
+		return store.KeyObject{}, fmt.Errorf("antientropy: stored key %q: %w", e.key, err)
+	}
+	return store.KeyObject{Key: e.key, Object: o}, nil
+}
+
+// arena copies scanned keys and encodings into a few large buffers
+// instead of one allocation each.
+type arena struct{ buf []byte }
+
+const arenaBlock = 64 << 10
+
+// copy returns a copy of b that stays valid after the scan.
+func (ar *arena) copy(b []byte) []byte {
+	if len(b) > cap(ar.buf)-len(ar.buf) {
+		ar.buf = make([]byte, 0, max(arenaBlock, len(b)))
+	}
+	n := len(ar.buf)
+	ar.buf = append(ar.buf, b...)
+	return ar.buf[n:len(ar.buf):len(ar.buf)]
 }
 
 // segDiff is a differing segment and the responder's tag for it.
@@ -127,13 +163,26 @@ func (a *AntiEntropy) ExchangeNow(ctx context.Context, peer ring.NodeID, parts [
 	}
 	t0 := time.Now()
 	x := &exchange{a: a, peer: peer, res: &res}
+	// pinned: partitions this exchange may repair (lease.go), unpinned as
+	// soon as it is done with them.
+	pinned := map[ring.Partition]bool{}
+	unpin := func(p ring.Partition) {
+		if pinned[p] {
+			delete(pinned, p)
+			a.unpin(p)
+		}
+	}
 	defer func() {
+		for p := range pinned {
+			a.unpin(p)
+		}
 		res.Duration = time.Since(t0)
 		if err != nil {
 			a.stats.failures.Add(1)
 			a.met.exchange("failed", 1)
 		}
-		a.met.exchange("not_ready", len(res.NotReady))
+		a.met.exchange("not_ready", len(res.NotReady)-len(res.Busy))
+		a.met.exchange("busy", len(res.Busy))
 	}()
 	if parts == nil {
 		parts = a.shared(peer)
@@ -141,15 +190,34 @@ func (a *AntiEntropy) ExchangeNow(ctx context.Context, peer ring.NodeID, parts [
 	parts = slices.Clone(parts)
 	slices.Sort(parts)
 	parts = slices.Compact(parts)
-	var ready []ring.Partition
 	for _, p := range parts {
 		if int(p) >= a.trees.Partitions() {
 			return res, fmt.Errorf("antientropy: partition %d out of range", p)
 		}
-		if a.trees.Built(p) {
-			ready = append(ready, p)
-		} else {
+	}
+	busy := func(p ring.Partition) {
+		unpin(p)
+		res.Busy = append(res.Busy, p)
+		res.NotReady = append(res.NotReady, p)
+	}
+	inSync := func(p ring.Partition) {
+		unpin(p)
+		a.noteCompared(p, peer, true)
+		res.InSync++
+		res.Done = append(res.Done, p)
+		a.stats.exchanges.Add(1)
+		a.met.exchange("in_sync", 1)
+	}
+	var ready []ring.Partition
+	for _, p := range parts {
+		switch {
+		case !a.trees.Built(p):
 			res.NotReady = append(res.NotReady, p)
+		case !a.pin(p, peer):
+			busy(p)
+		default:
+			pinned[p] = true
+			ready = append(ready, p)
 		}
 	}
 	if len(ready) == 0 {
@@ -163,75 +231,108 @@ func (a *AntiEntropy) ExchangeNow(ctx context.Context, peer ring.NodeID, parts [
 	for i, p := range ready {
 		switch statuses[i] {
 		case statusEqual:
-			a.noteCompared(p, peer, true)
-			res.InSync++
-			res.Done = append(res.Done, p)
-			a.stats.exchanges.Add(1)
-			a.met.exchange("in_sync", 1)
+			inSync(p)
 		case statusDiffer:
 			differ = append(differ, p)
+		case statusBusy:
+			busy(p)
 		default:
+			unpin(p)
 			res.NotReady = append(res.NotReady, p)
 		}
 	}
 	repaired := map[ring.Partition]bool{}
-	for pass := 0; len(differ) > 0; pass++ {
-		results, err := x.repairAll(ctx, differ)
-		for i := range results {
-			pr := &results[i]
-			res.KeysSent += pr.keysSent
-			res.KeysReceived += pr.keysReceived
-			res.KeysChanged += pr.changedHere
-			res.BytesSent += pr.bytesSent
-			res.BytesReceived += pr.bytesReceived
-		}
-		if err != nil {
-			return res, err
-		}
-		var processed []ring.Partition
-		again := map[ring.Partition]bool{}
-		for i, p := range differ {
-			pr := &results[i]
-			if pr.notReady {
-				res.NotReady = append(res.NotReady, p)
+	passes := map[ring.Partition]int{}
+	for len(differ) > 0 {
+		var again []ring.Partition // another pass
+		for len(differ) > 0 {
+			chunk, rest := differ[:min(len(differ), claimChunk)], differ[min(len(differ), claimChunk):]
+			results, err := x.repairAll(ctx, chunk)
+			for i := range results {
+				pr := &results[i]
+				res.KeysSent += pr.keysSent
+				res.KeysReceived += pr.keysReceived
+				res.KeysChanged += pr.changedHere
+				res.BytesSent += pr.bytesSent
+				res.BytesReceived += pr.bytesReceived
+			}
+			if err != nil {
+				return res, err
+			}
+			var processed []ring.Partition
+			retry := map[ring.Partition]bool{}
+			for i, p := range chunk {
+				pr := &results[i]
+				if pr.notReady {
+					unpin(p)
+					res.NotReady = append(res.NotReady, p)
+					continue
+				}
+				processed = append(processed, p)
+				if !repaired[p] {
+					repaired[p] = true
+					res.Repaired = append(res.Repaired, p)
+					res.Done = append(res.Done, p)
+					a.stats.exchanges.Add(1)
+					a.stats.repairs.Add(1)
+					a.met.exchange("repaired", 1)
+				}
+				// Another pass if the roots still differ: always after a
+				// cut reply, otherwise a few times (writes going on, or a
+				// tag collision, which a new salt resolves).
+				pass := passes[p]
+				passes[p]++
+				if pr.truncated && pass < maxTruncatedPasses || pass+1 < maxPasses {
+					retry[p] = true
+				}
+			}
+			// Compare the chunk's roots again: equal ones are in sync now
+			// (and the peer ends our lease on them). The same message
+			// renews our leases on the partitions still queued, and finds
+			// those another exchange repaired meanwhile.
+			ask := slices.Concat(processed, rest)
+			slices.Sort(ask)
+			if len(ask) == 0 {
+				differ = rest
 				continue
 			}
-			processed = append(processed, p)
-			if !repaired[p] {
-				repaired[p] = true
-				res.Repaired = append(res.Repaired, p)
-				res.Done = append(res.Done, p)
-				a.stats.exchanges.Add(1)
-				a.stats.repairs.Add(1)
-				a.met.exchange("repaired", 1)
+			statuses, err := x.roots(ctx, ask)
+			if err != nil {
+				return res, err
 			}
-			// Another pass if the roots still differ: always after a cut
-			// reply, otherwise a few times (writes going on, or a tag
-			// collision, which a new salt resolves).
-			if pr.truncated && pass < maxTruncatedPasses || pass+1 < maxPasses {
-				again[p] = true
+			status := make(map[ring.Partition]byte, len(ask))
+			for i, p := range ask {
+				status[p] = statuses[i]
 			}
-		}
-		if len(processed) == 0 {
-			break
-		}
-		// Compare the roots again: equal ones are in sync now.
-		statuses, err := x.roots(ctx, processed)
-		if err != nil {
-			return res, err
-		}
-		differ = differ[:0]
-		for i, p := range processed {
-			equal := statuses[i] == statusEqual
-			if equal {
-				res.Converged++
+			for _, p := range processed {
+				equal := status[p] == statusEqual
+				if equal {
+					res.Converged++
+				}
+				if status[p] == statusDiffer && retry[p] {
+					again = append(again, p)
+					continue
+				}
+				unpin(p)
+				a.noteCompared(p, peer, equal)
 			}
-			if !equal && again[p] {
-				differ = append(differ, p)
-				continue
+			var queued []ring.Partition
+			for _, p := range rest {
+				switch status[p] {
+				case statusDiffer:
+					queued = append(queued, p)
+				case statusEqual:
+					inSync(p)
+				case statusBusy:
+					busy(p)
+				default:
+					unpin(p)
+					res.NotReady = append(res.NotReady, p)
+				}
 			}
-			a.noteCompared(p, peer, equal)
+			differ = queued
 		}
+		differ = again
 	}
 	return res, nil
 }
@@ -278,8 +379,15 @@ feed:
 }
 
 // call sends one request, within the rate limit, and counts its bytes in
-// pr.
+// pr. A turn of work held in pr ends before the request (waiting for the
+// peer is not work) and a new one begins with the reply.
 func (x *exchange) call(ctx context.Context, kind wire.Kind, req []byte, pr *partResult) ([]byte, error) {
+	held := pr.turn.held
+	if held {
+		if err := x.a.pace.end(ctx, &pr.turn); err != nil {
+			return nil, err
+		}
+	}
 	if err := x.a.lim.Wait(ctx, len(req)+frameHeader); err != nil {
 		return nil, err
 	}
@@ -293,6 +401,11 @@ func (x *exchange) call(ctx context.Context, kind wire.Kind, req []byte, pr *par
 	}
 	if err != nil {
 		return nil, fmt.Errorf("antientropy: %s kind %d: %w", x.peer, kind, err)
+	}
+	if held {
+		if err := x.a.pace.begin(ctx, &pr.turn); err != nil {
+			return nil, err
+		}
 	}
 	return resp, nil
 }
@@ -322,6 +435,8 @@ func (x *exchange) roots(ctx context.Context, parts []ring.Partition) ([]byte, e
 
 // partResult is one pass over one partition.
 type partResult struct {
+	// turn is the pacer's turn of the goroutine working on the partition.
+	turn                     turn
 	notReady                 bool
 	truncated                bool
 	keysSent, keysReceived   int
@@ -347,6 +462,14 @@ func (x *exchange) repairPartition(ctx context.Context, p ring.Partition, pr *pa
 		}
 	}()
 
+	if err := a.pace.begin(ctx, &pr.turn); err != nil {
+		return err
+	}
+	defer func() {
+		if perr := a.pace.end(ctx, &pr.turn); err == nil && perr != nil {
+			err = perr
+		}
+	}()
 	salt := rand.Uint64()
 	tree, ok := a.trees.Snapshot(p)
 	if !ok {
@@ -398,7 +521,6 @@ func (x *exchange) repairPartition(ctx context.Context, p ring.Partition, pr *pa
 			return err
 		}
 		diffs = diffs[n:]
-		runtime.Gosched() // let foreground work in between chunks
 	}
 	return nil
 }
@@ -418,7 +540,11 @@ func (x *exchange) repairChunk(ctx context.Context, p ring.Partition, salt uint6
 		if d.theirs == 0 {
 			// The peer holds nothing here: it wants all of ours.
 			for _, e := range groups[i] {
-				push = append(push, pushItem{KeyObject: store.KeyObject{Key: e.key, Object: e.obj}})
+				ko, err := e.keyObject()
+				if err != nil {
+					return err
+				}
+				push = append(push, pushItem{KeyObject: ko})
 			}
 			continue
 		}
@@ -453,7 +579,11 @@ func (x *exchange) repairChunk(ctx context.Context, p ring.Partition, salt uint6
 		pr.truncated = pr.truncated || kr.Truncated
 		for i, e := range listed {
 			if bitSet(kr.Wanted, i) {
-				push = append(push, pushItem{store.KeyObject{Key: e.key, Object: e.obj}, bitSet(kr.Check, i)})
+				ko, err := e.keyObject()
+				if err != nil {
+					return err
+				}
+				push = append(push, pushItem{ko, bitSet(kr.Check, i)})
 			}
 		}
 	}
@@ -498,7 +628,7 @@ func (x *exchange) receive(ctx context.Context, p ring.Partition, objs []store.K
 	if err := a.checkPartition(p, objs); err != nil {
 		return fmt.Errorf("antientropy: objects from %s: %w", x.peer, err)
 	}
-	changed, err := a.merge(ctx, objs)
+	changed, err := a.merge(ctx, objs, &pr.turn)
 	pr.keysReceived += len(objs)
 	pr.changedHere += changed
 	a.countKeys(0, len(objs), changed)
@@ -515,11 +645,16 @@ func (a *AntiEntropy) scanChunk(p ring.Partition, diffs []segDiff, salt uint64) 
 	}
 	keys, bytes := 0, 0
 	groups := make([][]keyEntry, len(segs))
-	n, err := a.scanSegments(p, segs, func(i int, e store.Entry) bool {
-		groups[i] = append(groups[i], keyEntry{key: e.Key, obj: e.Object, desc: KeyDescriptor(e.Key, LeafHash(e.Key, e.Object), salt)})
+	var ar arena
+	n, err := a.scanSegments(p, segs, func(i int, key, enc []byte) (bool, error) {
+		e, err := scanned(&ar, key, enc, salt)
+		if err != nil {
+			return false, err
+		}
+		groups[i] = append(groups[i], e)
 		keys++
-		bytes += len(e.Key) + version.EncodedSizeHint(e.Object)
-		return keys < chunkKeys && bytes < chunkBytes
+		bytes += len(key) + len(enc)
+		return keys < chunkKeys && bytes < chunkBytes, nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -529,6 +664,16 @@ func (a *AntiEntropy) scanChunk(p ring.Partition, diffs []segDiff, salt uint64) 
 		sortByDesc(g)
 	}
 	return n, groups, nil
+}
+
+// scanned makes the entry of a key seen by a raw scan, copying it into ar.
+func scanned(ar *arena, key, enc []byte, salt uint64) (keyEntry, error) {
+	leaf, err := LeafHashEncoded(key, enc)
+	if err != nil {
+		return keyEntry{}, fmt.Errorf("antientropy: stored key %q: %w", key, err)
+	}
+	k := ar.copy(key)
+	return keyEntry{key: k, enc: ar.copy(enc), desc: KeyDescriptor(k, leaf, salt)}, nil
 }
 
 func sortByDesc(g []keyEntry) {
@@ -543,12 +688,15 @@ func sortByDesc(g []keyEntry) {
 	})
 }
 
-// scanSegments calls fn(i, entry) for each key of partition p in segment
-// segs[i] (segs increasing), in order, reading runs of nearby segments
-// with one scan. When fn returns false, the scan ends after the rest of
-// that segment. It returns how many segments it fully covered.
-func (a *AntiEntropy) scanSegments(p ring.Partition, segs []uint32, fn func(i int, e store.Entry) bool) (int, error) {
+// scanSegments calls fn(i, key, encoded) for each key of partition p in
+// segment segs[i] (segs increasing), in order, reading runs of nearby
+// segments with one raw scan (key and encoded are valid during the call
+// only, see store.ScanSegmentsRaw). When fn returns false, the scan ends
+// after the rest of that segment; an error from fn ends it at once. It
+// returns how many segments it fully covered.
+func (a *AntiEntropy) scanSegments(p ring.Partition, segs []uint32, fn func(i int, key, enc []byte) (bool, error)) (int, error) {
 	stopAfter := -1 // index of the segment being finished after fn said stop
+	var ferr error
 	for lo := 0; lo < len(segs); {
 		hi := lo + 1
 		for hi < len(segs) && segs[hi]-segs[hi-1] <= scanGap {
@@ -556,22 +704,30 @@ func (a *AntiEntropy) scanSegments(p ring.Partition, segs []uint32, fn func(i in
 		}
 		i := lo
 		stopped := false
-		err := a.st.ScanPartition(p, segs[lo], segs[hi-1]+1, func(e store.Entry) bool {
-			for i < hi && segs[i] < e.Segment {
+		err := a.st.ScanSegmentsRaw(p, segs[lo], segs[hi-1]+1, func(key []byte, seg uint32, enc []byte) bool {
+			for i < hi && segs[i] < seg {
 				if stopAfter >= 0 {
 					stopped = true
 					return false
 				}
 				i++
 			}
-			if i == hi || segs[i] != e.Segment {
+			if i == hi || segs[i] != seg {
 				return true // a segment between two differing ones
 			}
-			if !fn(i, e) && stopAfter < 0 {
+			more, err := fn(i, key, enc)
+			if err != nil {
+				ferr = err
+				return false
+			}
+			if !more && stopAfter < 0 {
 				stopAfter = i
 			}
 			return true
 		})
+		if err == nil {
+			err = ferr
+		}
 		if err != nil {
 			return 0, fmt.Errorf("antientropy: scan partition %d: %w", p, err)
 		}
@@ -596,9 +752,10 @@ func (a *AntiEntropy) checkPartition(p ring.Partition, objs []store.KeyObject) e
 	return nil
 }
 
-// merge merges objects into the store in small batches, yielding in
-// between, and returns how many keys changed.
-func (a *AntiEntropy) merge(ctx context.Context, objs []store.KeyObject) (int, error) {
+// merge merges objects into the store in small batches, pausing the turn
+// tn between them (no lock is held then), and returns how many keys
+// changed.
+func (a *AntiEntropy) merge(ctx context.Context, objs []store.KeyObject, tn *turn) (int, error) {
 	changed := 0
 	for len(objs) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -612,7 +769,9 @@ func (a *AntiEntropy) merge(ctx context.Context, objs []store.KeyObject) (int, e
 		}
 		objs = objs[n:]
 		if len(objs) > 0 {
-			runtime.Gosched()
+			if err := a.pace.pause(ctx, tn); err != nil {
+				return changed, err
+			}
 		}
 	}
 	return changed, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -384,11 +385,11 @@ func TestHandleRejects(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	err := Config{Interval: -1, RetryDelay: -1, CallTimeout: -1}.Validate()
+	err := Config{Interval: -1, RetryDelay: -1, CallTimeout: -1, CPUShare: math.NaN()}.Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, want := range []string{"Store", "Trees", "Cluster", "Interval", "RetryDelay", "CallTimeout"} {
+	for _, want := range []string{"Store", "Trees", "Cluster", "Interval", "RetryDelay", "CallTimeout", "CPUShare"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -13,13 +13,23 @@ import (
 // Handle serves one anti-entropy request from a peer (the responding
 // side of ExchangeNow) and returns the reply payload. Malformed requests
 // get a *wire.Error with CodeBadRequest; after Close, CodeUnavailable.
-// Safe for concurrent use; the reply waits for the rate limit.
+// Safe for concurrent use; the reply waits for the CPU share (the work of
+// a keys or push request is paced) and for the rate limit.
 func (a *AntiEntropy) Handle(ctx context.Context, kind wire.Kind, payload []byte) ([]byte, error) {
 	if a.closed.Load() {
 		return nil, wire.Errorf(wire.CodeUnavailable, "antientropy: closed")
 	}
 	var reply []byte
 	var err error
+	// Keys and push requests are work (scans, merges): a turn of the
+	// pacer. Roots and segments requests only read the trees.
+	var tn turn
+	if kind == KindKeys || kind == KindPush {
+		if err := a.pace.begin(ctx, &tn); err != nil {
+			return nil, wire.Errorf(wire.CodeTimeout, "antientropy: %v", err)
+		}
+		defer func() { _ = a.pace.end(ctx, &tn) }()
+	}
 	switch kind {
 	case KindRoots:
 		reply, err = a.handleRoots(payload)
@@ -28,13 +38,16 @@ func (a *AntiEntropy) Handle(ctx context.Context, kind wire.Kind, payload []byte
 	case KindKeys:
 		reply, err = a.handleKeys(payload)
 	case KindPush:
-		reply, err = a.handlePush(ctx, payload)
+		reply, err = a.handlePush(ctx, payload, &tn)
 	default:
 		return nil, wire.Errorf(wire.CodeUnknownKind, "antientropy: unknown request kind %d", kind)
 	}
 	a.countBytes(0, len(payload))
 	if err != nil {
 		return nil, err
+	}
+	if err := a.pace.end(ctx, &tn); err != nil {
+		return nil, wire.Errorf(wire.CodeTimeout, "antientropy: %v", err)
 	}
 	if err := a.lim.Wait(ctx, len(reply)+frameHeader); err != nil {
 		return nil, wire.Errorf(wire.CodeTimeout, "antientropy: rate limit: %v", err)
@@ -66,6 +79,12 @@ func (a *AntiEntropy) handleRoots(payload []byte) ([]byte, error) {
 		case root == req.Roots[i]:
 			rep.Status[i] = statusEqual
 			a.noteCompared(p, req.From, true)
+			a.releaseRemote(p, req.From)
+		case !a.grant(p, req.From):
+			// Another exchange is repairing p here: the initiator comes
+			// back later, when p most likely compares equal.
+			rep.Status[i] = statusBusy
+			a.noteCompared(p, req.From, false)
 		default:
 			rep.Status[i] = statusDiffer
 			a.noteCompared(p, req.From, false)
@@ -86,6 +105,7 @@ func (a *AntiEntropy) handleSegments(payload []byte) ([]byte, error) {
 	if !ok {
 		return (&segmentsReply{Status: statusNotReady}).encode(), nil
 	}
+	a.renew(req.Part)
 	if len(req.Branches) != tree.Branches() {
 		return nil, badRequest("%d branches, this node has %d", len(req.Branches), tree.Branches())
 	}
@@ -126,6 +146,7 @@ func (a *AntiEntropy) handleKeys(payload []byte) ([]byte, error) {
 	if !slices.Contains(a.cl.Replicas(req.Part), a.cl.Self()) {
 		return (&keysReply{Status: statusNotHome}).encode(), nil
 	}
+	a.renew(req.Part)
 	nt := len(req.Tags)
 	rep := &keysReply{Status: statusDiffer, NTags: nt, Wanted: make([]byte, bitmapLen(nt)), Check: make([]byte, bitmapLen(nt))}
 	// offs[i] is where segment i's descriptors start in req.Tags.
@@ -134,6 +155,7 @@ func (a *AntiEntropy) handleKeys(payload []byte) ([]byte, error) {
 		offs[i+1] = offs[i] + c
 	}
 	size := 0
+	var serr error // decoding an object to send
 	var descs []uint32
 	var scratch [2][]int
 	// match compares one segment's entries (ours) with the initiator's
@@ -155,13 +177,18 @@ func (a *AntiEntropy) handleKeys(payload []byte) ([]byte, error) {
 				rep.Truncated = true
 				return
 			}
-			ko := store.KeyObject{Key: ours[o].key, Object: ours[o].obj}
+			ko, err := ours[o].keyObject()
+			if err != nil {
+				serr = err
+				return
+			}
 			size += objectSize(ko)
 			rep.Objects = append(rep.Objects, ko)
 		}, &scratch)
 	}
 	cur, ours := -1, []keyEntry(nil)
-	_, err = a.scanSegments(req.Part, req.Segs, func(i int, e store.Entry) bool {
+	var ar arena
+	_, err = a.scanSegments(req.Part, req.Segs, func(i int, key, enc []byte) (bool, error) {
 		if i != cur {
 			if cur >= 0 {
 				match(cur, ours)
@@ -172,8 +199,12 @@ func (a *AntiEntropy) handleKeys(payload []byte) ([]byte, error) {
 			}
 			cur, ours = i, ours[:0]
 		}
-		ours = append(ours, keyEntry{key: e.Key, obj: e.Object, desc: KeyDescriptor(e.Key, LeafHash(e.Key, e.Object), req.Salt)})
-		return true
+		e, err := scanned(&ar, key, enc, req.Salt)
+		if err != nil {
+			return false, err
+		}
+		ours = append(ours, e)
+		return true, nil
 	})
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
@@ -184,11 +215,14 @@ func (a *AntiEntropy) handleKeys(payload []byte) ([]byte, error) {
 	for k := cur + 1; k < len(req.Segs); k++ {
 		match(k, nil)
 	}
+	if serr != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", serr)
+	}
 	a.countKeys(len(rep.Objects), 0, 0)
 	return rep.encode(), nil
 }
 
-func (a *AntiEntropy) handlePush(ctx context.Context, payload []byte) ([]byte, error) {
+func (a *AntiEntropy) handlePush(ctx context.Context, payload []byte, tn *turn) ([]byte, error) {
 	req, err := decodePushRequest(payload)
 	if err != nil {
 		return nil, err
@@ -199,7 +233,8 @@ func (a *AntiEntropy) handlePush(ctx context.Context, payload []byte) ([]byte, e
 	if err := a.checkPartition(req.Part, req.Objects); err != nil {
 		return nil, err
 	}
-	changed, err := a.merge(ctx, req.Objects)
+	a.renew(req.Part)
+	changed, err := a.merge(ctx, req.Objects, tn)
 	a.countKeys(0, len(req.Objects), changed)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)

@@ -62,6 +62,7 @@ type testCluster struct {
 
 type testNode struct {
 	id    ring.NodeID
+	dir   string // the store's data directory
 	st    *store.Store
 	trees *Trees
 	ae    *AntiEntropy
@@ -123,11 +124,28 @@ func newCluster(t testing.TB, o clusterOpts, ids ...ring.NodeID) *testCluster {
 }
 
 func (c *testCluster) start(id ring.NodeID, o clusterOpts) *testNode {
+	c.t.Helper()
+	return c.startIn(id, o, c.t.TempDir())
+}
+
+// restart stops a node and starts it again on the same data directory, as
+// a process restart would: its trees are rebuilt from its store.
+func (c *testCluster) restart(id ring.NodeID, o clusterOpts) *testNode {
+	c.t.Helper()
+	n := c.node(id)
+	c.mu.Lock()
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	c.stop(n)
+	return c.startIn(id, o, n.dir)
+}
+
+func (c *testCluster) startIn(id ring.NodeID, o clusterOpts, dir string) *testNode {
 	t := c.t
 	t.Helper()
-	n := &testNode{id: id, trees: NewTrees(c.q, c.segs), done: make(chan error, 1)}
+	n := &testNode{id: id, dir: dir, trees: NewTrees(c.q, c.segs), done: make(chan error, 1)}
 	st, err := store.Open(store.Options{
-		Dir: t.TempDir(), NodeID: string(id), Partitions: c.q, Segments: c.segs,
+		Dir: dir, NodeID: string(id), Partitions: c.q, Segments: c.segs,
 		Sync: store.SyncNone, CacheSize: 64 << 20, MemTableSize: 32 << 20, Observer: n.trees,
 	})
 	if err != nil {

@@ -3,7 +3,6 @@ package antientropy
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -83,12 +82,22 @@ var _ store.Observer = (*Trees)(nil)
 
 // Build builds every partition's tree not built yet from the store, one
 // partition at a time, each scanned under store.LockPartition: that
-// partition's writes wait for the few milliseconds of its scan, the rest of
-// the node goes on serving. It yields between partitions. It returns when
-// every partition is built, or with ctx's error, or with the store's. Call
-// it once, in the background, right after opening the store with t as its
-// Observer; calling it again builds nothing twice.
+// partition's writes wait for the millisecond or so of its scan, the rest
+// of the node goes on serving. The scan reads the stored encodings
+// (store.ScanPartitionRaw) and hashes them with LeafHashEncoded, without
+// decoding or copying an object. It yields between partitions. It returns
+// when every partition is built, or with ctx's error, or with the store's
+// (an object that does not decode is one). Call it once, in the
+// background, right after opening the store with t as its Observer;
+// calling it again builds nothing twice. AntiEntropy calls it paced, so
+// that the build takes a bounded share of the CPU (Config.CPUShare).
 func (t *Trees) Build(ctx context.Context, s *store.Store) error {
+	return t.build(ctx, s, nil)
+}
+
+// build is Build with each partition's scan a turn of pace (nil: yield
+// between partitions only).
+func (t *Trees) build(ctx context.Context, s *store.Store, pace *pacer) error {
 	if s.Partitions() != len(t.parts) || s.Segments() != t.segments {
 		return fmt.Errorf("antientropy: store has %d partitions of %d segments, trees %d of %d",
 			s.Partitions(), s.Segments(), len(t.parts), t.segments)
@@ -97,10 +106,17 @@ func (t *Trees) Build(ctx context.Context, s *store.Store) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := t.buildPartition(s, ring.Partition(p)); err != nil {
+		var tn turn
+		if err := pace.begin(ctx, &tn); err != nil {
 			return err
 		}
-		runtime.Gosched()
+		err := t.buildPartition(s, ring.Partition(p))
+		if perr := pace.end(ctx, &tn); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -116,10 +132,21 @@ func (t *Trees) buildPartition(s *store.Store, p ring.Partition) error {
 	unlock := s.LockPartition(p)
 	defer unlock()
 	tree := NewTree(t.segments)
-	err := s.ScanPartition(p, 0, uint32(t.segments), func(e store.Entry) bool {
-		tree.Toggle(e.Segment, LeafHash(e.Key, e.Object))
+	var herr error
+	err := s.ScanPartitionRaw(p, func(key []byte, seg uint32, enc []byte) bool {
+		leaf, err := LeafHashEncoded(key, enc)
+		if err != nil {
+			herr = fmt.Errorf("key %q: %w", key, err)
+			return false
+		}
+		if int(seg) < t.segments {
+			tree.Toggle(seg, leaf)
+		}
 		return true
 	})
+	if err == nil {
+		err = herr
+	}
 	if err != nil {
 		return fmt.Errorf("antientropy: build partition %d: %w", p, err)
 	}
