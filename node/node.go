@@ -77,7 +77,10 @@ type Node struct {
 	state     ring.State
 	selfEntry ring.Member
 
-	view atomic.Pointer[view]
+	// publishMu serializes publishView, so that a view built from an older
+	// clone of state can never replace one built from a newer clone.
+	publishMu sync.Mutex
+	view      atomic.Pointer[view]
 	// remoteState is set once a peer's ring state has been merged.
 	remoteState atomic.Bool
 	// adoptStatus is set when this node starts on an empty directory: its
@@ -360,8 +363,23 @@ func (n *Node) alive(id ring.NodeID) bool {
 }
 
 // publishView rebuilds the ring snapshot from the state. Callers must not
-// hold stateMu.
+// hold stateMu. Concurrent calls (gossip merging a peer's state while the
+// node updates its own entry) are serialized from the clone to the swap:
+// otherwise the slower one could publish its older clone last, leaving a
+// restarted node routing with a ring of itself alone until the next change.
 func (n *Node) publishView() {
+	if changed := n.swapView(); changed {
+		for _, h := range n.ringHooks {
+			h()
+		}
+	}
+}
+
+// swapView publishes a view of the current state and reports whether its
+// digest differs from the previous view's.
+func (n *Node) swapView() bool {
+	n.publishMu.Lock()
+	defer n.publishMu.Unlock()
 	n.stateMu.Lock()
 	st := n.state.Clone()
 	n.stateMu.Unlock()
@@ -369,24 +387,23 @@ func (n *Node) publishView() {
 	r, err := ring.New(st.Partitions, ring.NodesOf(owners))
 	if err != nil {
 		n.log.Error().Err(err).Msg("ring state does not make a ring; keeping the old one")
-		return
+		return false
 	}
 	future, err := ring.New(st.Partitions, ring.NodesOf(st.WithStatus(ring.Active, ring.Joining)))
 	if err != nil {
 		n.log.Error().Err(err).Msg("ring state does not make a future ring; keeping the old one")
-		return
+		return false
 	}
 	v := &view{state: st, ring: r, future: future, members: make(map[ring.NodeID]ring.Member, len(st.Members))}
 	for id, m := range st.Members {
 		v.members[id] = m
 	}
 	old := n.view.Swap(v)
-	if old != nil && old.state.Digest() != st.Digest() {
-		n.log.Info().Int("owners", len(owners)).Uint64("digest", st.Digest()).Msg("ring changed")
-		for _, h := range n.ringHooks {
-			h()
-		}
+	if old == nil || old.state.Digest() == st.Digest() {
+		return false
 	}
+	n.log.Info().Int("owners", len(owners)).Uint64("digest", st.Digest()).Msg("ring changed")
+	return true
 }
 
 // stateDelegate lets gossip carry the ring state.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,4 +374,45 @@ func TestGetReplyModes(t *testing.T) {
 func storePut(key []byte, v string, ctx client.Context) store.PutRequest {
 	vv, _ := version.DecodeVV(ctx)
 	return store.PutRequest{Key: key, Value: []byte(v), Context: vv}
+}
+
+// Concurrent state changes, each followed by publishView (gossip merging a
+// peer's state while the node updates its own entry), must leave the
+// published view at the latest state: a slower publisher must not swap in
+// an older clone last. (A restarted node once kept routing with a ring of
+// itself alone this way.)
+func TestViewFollowsStateUnderConcurrentPublishes(t *testing.T) {
+	tc := startCluster(t, 1, nil)
+	nd := tc.nodes[0]
+	var wg sync.WaitGroup
+	var regressions atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				nd.stateMu.Lock()
+				m := nd.selfEntry
+				m.HTTPAddr = fmt.Sprintf("test-%d-%d", g, i)
+				m = nd.state.Update(m)
+				nd.stateMu.Unlock()
+				nd.publishView()
+				// Whatever else was published meanwhile came from a clone
+				// at least as new as this update.
+				if cur, _ := nd.view.Load().state.Member(nd.ID()); cur.Version < m.Version {
+					regressions.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := regressions.Load(); n > 0 {
+		t.Errorf("%d times the published view went back to a state older than an update already published", n)
+	}
+	nd.stateMu.Lock()
+	want := nd.state.Digest()
+	nd.stateMu.Unlock()
+	if got := nd.view.Load().state.Digest(); got != want {
+		t.Fatalf("published view has ring digest %d, the state %d: an older clone was published last", got, want)
+	}
 }
