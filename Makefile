@@ -10,15 +10,23 @@ LDFLAGS := -X github.com/mnemo-kv/mnemo/node.Version=$(VERSION)
 # tests start real processes and must not starve.
 TESTFLAGS ?= -race -timeout 20m -p 2
 
-.PHONY: all build test demo bench chaos vet fmt clean
+.PHONY: all build test demo bench chaos vet fmt clean tools
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mnemo
 
+# The Redis tools (redis-cli, redis-benchmark, redis-server) that the RESP
+# tests and the bench drive, from Debian's packages when missing. Without
+# root or apt the tests that need them skip, each saying why.
+tools:
+	@command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null || \
+		{ export DEBIAN_FRONTEND=noninteractive; apt-get install -y redis-server redis-tools || { apt-get update && apt-get install -y redis-server redis-tools; }; } || \
+		echo "make: could not install redis-server and redis-tools; the tests that drive them will skip"
+
 # The e2e tests use the binary just built (MNEMO_BIN), not a stale one.
-test: build
+test: build tools
 	$(GO) vet ./...
 	MNEMO_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./...
 
@@ -33,9 +41,8 @@ demo: build
 # BENCHFLAGS=--quick or BENCHFLAGS="--only ae,transfer". Go microbenchmarks:
 # go test -run='^$$' -bench=. -benchmem ./...
 BENCHFLAGS ?=
-bench: build
-	@command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null || \
-		{ apt-get install -y redis-server redis-tools || { apt-get update && apt-get install -y redis-server redis-tools; }; }
+bench: build tools
+	@command -v redis-benchmark >/dev/null || { echo "make bench needs redis-benchmark (apt-get install redis-tools)"; exit 1; }
 	$(BIN) bench $(BENCHFLAGS)
 
 # A 10-minute seeded chaos run (faults every 5-15 s); partitions need root.
