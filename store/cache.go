@@ -22,6 +22,14 @@ type objectCache struct {
 
 const cacheShards = 64
 
+// entryOverhead is the heap an entry costs beyond its key and encoded
+// object: the entry, its map slot and queue pointer, the decoded object's
+// struct and slice headers, and the separate allocations of its values and
+// clocks. A heap profile of a node holding 1M keys of 100 bytes found the
+// cache's objects taking about 1.6 times the bytes a 64-byte overhead
+// accounted for; 192 matches it.
+const entryOverhead = 192
+
 type cacheShard struct {
 	mu sync.Mutex
 	// m maps a data key to its object; fifo is the insertion order, with
@@ -77,7 +85,7 @@ func (c *objectCache) put(stripe int, dk []byte, obj *version.Object) {
 	if c == nil {
 		return
 	}
-	size := int64(len(dk)) + 64
+	size := int64(len(dk)) + entryOverhead
 	if obj != nil {
 		size += int64(version.EncodedSizeHint(obj))
 	}

@@ -114,7 +114,9 @@ type Options struct {
 	// MemTableSize is Pebble's memtable size in bytes. Default 16 MiB.
 	MemTableSize uint64
 	// ObjectCacheSize is the budget of the decoded-object cache in bytes
-	// (recently written keys); negative disables it. Default 32 MiB.
+	// of Go heap (recently written keys); negative disables it. Default
+	// 16 MiB: with the garbage collector's headroom it costs about twice
+	// that in RSS, and a node must stay under 200 MiB with 1M keys.
 	ObjectCacheSize int64
 	// Observer, when set, sees every data change (anti-entropy trees).
 	Observer Observer
@@ -147,7 +149,7 @@ func (o *Options) setDefaults() {
 		o.MemTableSize = 16 << 20
 	}
 	if o.ObjectCacheSize == 0 {
-		o.ObjectCacheSize = 32 << 20
+		o.ObjectCacheSize = 16 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
