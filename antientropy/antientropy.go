@@ -76,8 +76,14 @@ type Config struct {
 	// measured in wall time, so anti-entropy backs off further when the
 	// machine is busy and foreground requests keep priority; whatever the
 	// share, that work runs on one goroutine at a time (see pace.go).
-	// Negative: unbounded. Default 0.5.
+	// It applies while Busy reports foreground work. Negative: unbounded.
+	// Default 0.25.
 	CPUShare float64
+	// Busy reports whether the node is serving foreground requests (client
+	// reads and writes, as coordinator or replica). While it does not,
+	// anti-entropy's work is not held to CPUShare: nobody is waiting for
+	// the CPU. Nil: always busy.
+	Busy func() bool
 	// Logger receives one line per partition exchange that repaired
 	// anything, and errors. The zero Logger discards them.
 	Logger zerolog.Logger
@@ -94,7 +100,7 @@ const (
 	DefaultRetryDelay  = 500 * time.Millisecond
 	DefaultFollowUp    = 5 * time.Second
 	DefaultCallTimeout = 30 * time.Second
-	DefaultCPUShare    = 0.5
+	DefaultCPUShare    = 0.25
 )
 
 // DefaultConfig returns the defaults; set Store, Trees and Cluster.
@@ -241,7 +247,7 @@ func New(cfg Config) (*AntiEntropy, error) {
 		trees:    cfg.Trees,
 		cl:       cfg.Cluster,
 		lim:      newLimiter(cfg.Rate),
-		pace:     newPacer(cfg.CPUShare),
+		pace:     newPacer(cfg.CPUShare, cfg.Busy),
 		start:    cfg.Now(),
 		replyCap: maxReplyObjects,
 		leaseTTL: DefaultLeaseTTL,

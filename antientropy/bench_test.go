@@ -130,7 +130,7 @@ func BenchmarkBuild(b *testing.B) {
 			var trees *Trees
 			for b.Loop() {
 				trees = NewTrees(*buildQ, 1024)
-				if err := trees.build(context.Background(), st, newPacer(share)); err != nil {
+				if err := trees.build(context.Background(), st, newPacer(share, nil)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -104,9 +104,9 @@
 // per second of anti-entropy (a token bucket over both roles). Foreground
 // requests keep priority over the CPU too (pace.go): anti-entropy's work
 // (the start-up build, scans, merges of 256 objects at a time) runs in
-// short turns, one turn at a time per node, and takes at most CPUShare of
-// one CPU, measured in wall time so that it backs off when the machine
-// is busy.
+// short turns, one turn at a time per node, and while the node serves
+// foreground requests (Config.Busy) takes at most CPUShare of one CPU,
+// measured in wall time so that it backs off when the machine is busy.
 //
 // # What the caller does
 //

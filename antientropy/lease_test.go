@@ -110,7 +110,7 @@ func TestExchangeBusy(t *testing.T) {
 // taken one at a time.
 func TestPacer(t *testing.T) {
 	now := time.Unix(0, 0)
-	p := newPacer(0.5) // 0.5 s of work per second, 20 ms banked
+	p := newPacer(0.5, nil) // 0.5 s of work per second, 20 ms banked
 	p.b.SetClock(func() time.Time { return now })
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -152,5 +152,29 @@ func TestPacer(t *testing.T) {
 	var tn turn
 	if np.begin(context.Background(), &tn) != nil || np.pause(context.Background(), &tn) != nil || np.end(context.Background(), &tn) != nil {
 		t.Fatal("nil pacer failed")
+	}
+}
+
+// TestPacerHoldsBackOnlyWhileBusy: a second of work is paused for while
+// the node serves foreground requests, and not while it is idle.
+func TestPacerHoldsBackOnlyWhileBusy(t *testing.T) {
+	busy := false
+	p := newPacer(0.25, func() bool { return busy })
+	work := func() error {
+		tn := &turn{}
+		if err := p.begin(context.Background(), tn); err != nil {
+			return err
+		}
+		tn.start = tn.start.Add(-time.Second) // the turn took a second
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return p.end(ctx, tn)
+	}
+	if err := work(); err != nil {
+		t.Fatalf("idle: a turn was held back: %v", err)
+	}
+	busy = true
+	if err := work(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("busy: a second of work at a quarter share was not paused: %v", err)
 	}
 }

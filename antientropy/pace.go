@@ -31,11 +31,17 @@ const pacerBurst = 20 * time.Millisecond
 // merges) and never end while a lock is held: a pause holds nothing but
 // the goroutine.
 //
+// The share applies only while the node serves foreground requests (busy
+// reports it): with nobody waiting for the CPU, holding anti-entropy back
+// would only delay the repair (a restarted node's tree build is most of
+// the time to its equal roots), so idle turns just run one at a time.
+//
 // --ae-rate bounds the bytes on the network; the pacer bounds the CPU
 // those bytes cost. A nil *pacer only yields between turns.
 type pacer struct {
-	b   *ratelimit.Bucket // nil: unbounded share
-	cpu chan struct{}     // one token: the turn running
+	b    *ratelimit.Bucket // nil: unbounded share
+	busy func() bool       // nil: always busy
+	cpu  chan struct{}     // one token: the turn running
 }
 
 // turn is one goroutine's stretch of work between two pauses.
@@ -44,10 +50,11 @@ type turn struct {
 	held  bool // the goroutine holds the pacer's token
 }
 
-// newPacer returns a pacer for share of one CPU; share <= 0 leaves the
-// share unbounded (turns are still taken one at a time).
-func newPacer(share float64) *pacer {
-	p := &pacer{cpu: make(chan struct{}, 1)}
+// newPacer returns a pacer for share of one CPU while busy reports
+// foreground work (nil: always); share <= 0 leaves the share unbounded
+// (turns are still taken one at a time).
+func newPacer(share float64, busy func() bool) *pacer {
+	p := &pacer{cpu: make(chan struct{}, 1), busy: busy}
 	if share > 0 {
 		p.b = ratelimit.NewWithBurst(share*float64(time.Second), float64(pacerBurst))
 	}
@@ -81,7 +88,7 @@ func (p *pacer) end(ctx context.Context, t *turn) error {
 	d := time.Since(t.start)
 	t.held = false
 	<-p.cpu
-	if p.b == nil {
+	if p.b == nil || (p.busy != nil && !p.busy()) {
 		runtime.Gosched()
 		return ctx.Err()
 	}

@@ -91,6 +91,10 @@ type Config struct {
 	// AERate bounds anti-entropy traffic sent by this node, bytes per
 	// second. Default 64 MiB/s.
 	AERate int64
+	// AECPU is the share of one CPU anti-entropy's own work (tree build,
+	// scans, merges) may take while the node serves client requests; 0
+	// leaves it unbounded. Default 0.25.
+	AECPU float64
 	// StaleData says what a node does when it finds it was away longer
 	// than TombstoneGrace: refuse (the default) to start, rejoin-empty
 	// (move the data aside, rejoin as a new member), or keep it.
@@ -135,6 +139,7 @@ func DefaultConfig() Config {
 		AntiEntropy:      true,
 		AEInterval:       time.Minute,
 		AERate:           64 << 20,
+		AECPU:            0.25,
 	}
 }
 
@@ -236,6 +241,9 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.AERate < 0 {
 		bad("ae-rate", "%d must not be negative (0: unlimited)", c.AERate)
+	}
+	if !(c.AECPU >= 0 && c.AECPU <= 1) {
+		bad("ae-cpu", "%v must be between 0 and 1 (a share of one CPU; 0: unbounded)", c.AECPU)
 	}
 	if !slices.Contains([]string{StaleRefuse, StaleRejoinEmpty, StaleKeep}, c.StaleData) {
 		bad("stale-data", "%q must be refuse, rejoin-empty or keep", c.StaleData)
@@ -364,6 +372,14 @@ func Settings() []Setting {
 		boolean("anti-entropy", d.AntiEntropy, "run Merkle anti-entropy", func(c *Config, v bool) { c.AntiEntropy = v }),
 		dur("ae-interval", d.AEInterval, "exchange each partition with each replica this often", func(c *Config, v time.Duration) { c.AEInterval = v }),
 		size("ae-rate", d.AERate, "anti-entropy bandwidth sent per node, per second (0: unlimited)", func(c *Config, v int64) { c.AERate = v }),
+		{"ae-cpu", strconv.FormatFloat(d.AECPU, 'g', -1, 64), "share of one CPU anti-entropy's work may take while clients are served (0: unbounded)", func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a number", v)
+			}
+			c.AECPU = f
+			return nil
+		}},
 		str("stale-data", d.StaleData, "when away longer than tombstone-grace: refuse to start, rejoin-empty (data moved aside), or keep", func(c *Config, v string) { c.StaleData = v }),
 		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),

@@ -169,6 +169,7 @@ func (n *Node) handlePut(ctx context.Context, payload []byte) (any, error) {
 // is one, versions the write there, sends the new object to the other
 // replicas and returns once W of them (this one included) have it durably.
 func (n *Node) Put(ctx context.Context, req *proto.PutRequest) (*proto.PutReply, error) {
+	n.markForeground()
 	if err := n.store.CheckKey(req.Key); err != nil {
 		return nil, err
 	}
@@ -396,6 +397,7 @@ type readResult struct {
 // Get coordinates a read: it asks the replicas, answers once R have
 // replied with their merge, and repairs stale replicas afterwards.
 func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply, error) {
+	n.markForeground()
 	if err := n.store.CheckKey(req.Key); err != nil {
 		return nil, err
 	}
@@ -578,6 +580,7 @@ func getReply(obj *version.Object, mode proto.Mode, replies int, tombstones bool
 }
 
 func (n *Node) handleReplicaPut(ctx context.Context, payload []byte) (any, error) {
+	n.markForeground()
 	var req proto.ReplicaPut
 	if err := decode(payload, &req); err != nil {
 		return nil, err
@@ -604,6 +607,7 @@ func (n *Node) handleReplicaPut(ctx context.Context, payload []byte) (any, error
 }
 
 func (n *Node) handleReplicaGet(ctx context.Context, payload []byte) (any, error) {
+	n.markForeground()
 	var req proto.ReplicaGet
 	if err := decode(payload, &req); err != nil {
 		return nil, err
@@ -642,4 +646,24 @@ func toWireError(err error) error {
 		return wire.Errorf(wire.CodeTimeout, "%v", err)
 	}
 	return wire.Errorf(wire.CodeInternal, "%v", err)
+}
+
+// foregroundWindow is how long after a client read or write (coordinated
+// here, or served as a replica) the node counts as serving foreground
+// requests, for anti-entropy's pacing.
+const foregroundWindow = time.Second
+
+// markForeground records that a foreground request is being served. The
+// shared word is written at most every few milliseconds, not per request.
+func (n *Node) markForeground() {
+	now := time.Now().UnixNano()
+	if now-n.lastForeground.Load() > int64(10*time.Millisecond) {
+		n.lastForeground.Store(now)
+	}
+}
+
+// busy reports whether a foreground request was served within
+// foregroundWindow.
+func (n *Node) busy() bool {
+	return time.Now().UnixNano()-n.lastForeground.Load() < int64(foregroundWindow)
 }

@@ -80,7 +80,10 @@ type Node struct {
 	// publishMu serializes publishView, so that a view built from an older
 	// clone of state can never replace one built from a newer clone.
 	publishMu sync.Mutex
-	view      atomic.Pointer[view]
+	// lastForeground is when a client read or write was last served (unix
+	// ns); see markForeground.
+	lastForeground atomic.Int64
+	view           atomic.Pointer[view]
 	// remoteState is set once a peer's ring state has been merged.
 	remoteState atomic.Bool
 	// adoptStatus is set when this node starts on an empty directory: its

@@ -60,6 +60,8 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 		Cluster:    (*cluster)(n),
 		Interval:   n.cfg.AEInterval,
 		Rate:       n.cfg.AERate,
+		CPUShare:   aeCPUShare(n.cfg.AECPU),
+		Busy:       n.busy,
 		Logger:     n.log, // the package adds its component
 		Registerer: n.metrics.reg,
 	})
@@ -148,4 +150,13 @@ func (n *Node) startHandoff() error {
 		}
 	})
 	return nil
+}
+
+// aeCPUShare maps --ae-cpu to antientropy's CPUShare, where 0 means the
+// default and a negative share unbounded.
+func aeCPUShare(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
