@@ -115,6 +115,10 @@ func (b *bench) aePhases(ctx context.Context, bc *benchCluster, a *benchAE, part
 		fore.DuringGetP99Ms, fore.DuringPutP99Ms = benchutil.Ms(during.gets.P99), benchutil.Ms(during.puts.P99)
 		fore.DuringSeconds = during.elapsed.Seconds()
 		fore.SecondsToKeys, fore.SecondsToEqual = keysAt.Seconds(), r.SecondsToEqual
+		fore.TimelineSeconds = timelineWidth.Seconds()
+		for _, bk := range during.timeline {
+			fore.DuringTimeline = append(fore.DuringTimeline, benchutil.Ms(bk.P99))
+		}
 		if fore.BaselineP99Ms > 0 {
 			fore.Ratio = fore.DuringP99Ms / fore.BaselineP99Ms
 		}
@@ -131,7 +135,12 @@ type lightFigures struct {
 	all        benchutil.Summary
 	gets, puts benchutil.Result
 	elapsed    time.Duration
+	// timeline is the p99 per timelineWidth of the load (scheduled time).
+	timeline []benchutil.Bucket
 }
+
+// timelineWidth is the stretch of the light load's timeline.
+const timelineWidth = 2 * time.Second
 
 // lightLoad runs the light foreground load through cl for d or until stop
 // closes: gets and puts of keys loaded in the ae key space, each at half
@@ -154,6 +163,7 @@ func (b *bench) lightLoad(ctx context.Context, cl *client.Client, d time.Duratio
 	})
 	<-done
 	lf.all = benchutil.Combine(lf.gets, lf.puts)
+	lf.timeline = benchutil.Timeline(timelineWidth, lf.gets.Samples, lf.puts.Samples)
 	lf.elapsed = max(lf.gets.Elapsed, lf.puts.Elapsed)
 	return lf
 }

@@ -221,6 +221,11 @@ type benchAEForeground struct {
 	// the load stopped at the key count).
 	SecondsToKeys  float64 `json:"seconds_to_keys"`
 	SecondsToEqual float64 `json:"seconds_to_equal_roots"`
+	// DuringTimeline is the p99 (ms) of the load during the repair per
+	// stretch of TimelineSeconds from node-3's restart: where the slow
+	// requests fall.
+	DuringTimeline  []float64 `json:"during_p99_ms_timeline"`
+	TimelineSeconds float64   `json:"timeline_seconds"`
 }
 
 // benchTransfer: issue 7's join of a 4th node.
@@ -416,6 +421,13 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 				x.Rate, x.BaselineP99Ms, x.BaselineOps, x.DuringP99Ms, o.aeMissing, x.DuringOps, x.DuringSeconds, x.DuringErrors, x.Ratio)
 			fmt.Fprintf(w, "      p99 of gets %.2f -> %.2f ms, of puts %.2f -> %.2f ms; that repair: node-3 holds every key %.2f s after restart, equal roots %.2f s\n",
 				x.BaselineGetP99Ms, x.DuringGetP99Ms, x.BaselinePutP99Ms, x.DuringPutP99Ms, x.SecondsToKeys, x.SecondsToEqual)
+			if len(x.DuringTimeline) > 0 {
+				parts := make([]string, len(x.DuringTimeline))
+				for i, v := range x.DuringTimeline {
+					parts[i] = fmt.Sprintf("%.0f", v)
+				}
+				fmt.Fprintf(w, "      p99 ms per %.0f s from the restart: %s\n", x.TimelineSeconds, strings.Join(parts, " "))
+			}
 		}
 	}
 	if t := r.Transfer; t != nil {

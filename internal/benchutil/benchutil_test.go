@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,9 @@ func TestOpenLoopCountsQueueing(t *testing.T) {
 	})
 	if res.Count != 30 {
 		t.Fatalf("count %d, want 30", res.Count)
+	}
+	if len(res.Samples) != res.Count {
+		t.Fatalf("%d samples for %d operations", len(res.Samples), res.Count)
 	}
 	// The last send is scheduled at 290 ms and starts after 30 x 20 ms.
 	if res.Max < 250*time.Millisecond {
@@ -138,5 +142,22 @@ func TestParseRedisBenchmarkCSV(t *testing.T) {
 	}
 	if _, err := ParseRedisBenchmarkCSV(strings.NewReader("")); err == nil {
 		t.Fatal("empty output parsed")
+	}
+}
+
+// TestTimeline: samples go to the bucket of their scheduled time, and each
+// bucket has its own p99 and max, so a stall shows where it happened.
+func TestTimeline(t *testing.T) {
+	ms := time.Millisecond
+	gets := []Sample{{At: 100 * ms, Latency: 1 * ms}, {At: 500 * ms, Latency: 2 * ms}}
+	puts := []Sample{{At: 1200 * ms, Latency: 50 * ms}, {At: 2900 * ms, Latency: 3 * ms}}
+	tl := Timeline(time.Second, gets, puts)
+	want := []Bucket{
+		{Start: 0, Count: 2, P99: 2 * ms, Max: 2 * ms},
+		{Start: time.Second, Count: 1, P99: 50 * ms, Max: 50 * ms},
+		{Start: 2 * time.Second, Count: 1, P99: 3 * ms, Max: 3 * ms},
+	}
+	if !slices.Equal(tl, want) {
+		t.Fatalf("timeline %+v, want %+v", tl, want)
 	}
 }

@@ -18,7 +18,14 @@ type Recorder struct {
 // Shard is one goroutine's part of a Recorder; not safe for concurrent use.
 type Shard struct {
 	d    []time.Duration
+	at   []Sample // open loops: when each operation was scheduled
 	errs int64
+}
+
+// Sample is one operation of an open loop: when it was scheduled (from the
+// loop's start) and its latency.
+type Sample struct {
+	At, Latency time.Duration
 }
 
 // Shard returns a new shard of r. Safe for concurrent use.
@@ -32,6 +39,59 @@ func (r *Recorder) Shard() *Shard {
 
 // Add records one successful operation's latency.
 func (s *Shard) Add(d time.Duration) { s.d = append(s.d, d) }
+
+// AddAt records one successful operation scheduled at offset at.
+func (s *Shard) AddAt(at, d time.Duration) {
+	s.d = append(s.d, d)
+	s.at = append(s.at, Sample{At: at, Latency: d})
+}
+
+// Samples returns the operations recorded with AddAt, in no order. Call it
+// after every goroutine recording into r has stopped.
+func (r *Recorder) Samples() []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var all []Sample
+	for _, sh := range r.shards {
+		all = append(all, sh.at...)
+	}
+	return all
+}
+
+// Bucket is one stretch of a Timeline.
+type Bucket struct {
+	Start time.Duration // from the loop's start
+	Count int
+	P99   time.Duration
+	Max   time.Duration
+}
+
+// Timeline groups samples into buckets of width by scheduled time, each
+// with its p99 and max: where in a phase the slow operations fall.
+func Timeline(width time.Duration, samples ...[]Sample) []Bucket {
+	if width <= 0 {
+		return nil
+	}
+	var by [][]time.Duration
+	for _, ss := range samples {
+		for _, x := range ss {
+			i := int(x.At / width)
+			for len(by) <= i {
+				by = append(by, nil)
+			}
+			by[i] = append(by[i], x.Latency)
+		}
+	}
+	out := make([]Bucket, len(by))
+	for i, d := range by {
+		slices.Sort(d)
+		out[i] = Bucket{Start: time.Duration(i) * width, Count: len(d)}
+		if len(d) > 0 {
+			out[i].P99, out[i].Max = Percentile(d, 0.99), d[len(d)-1]
+		}
+	}
+	return out
+}
 
 // Error records one failed operation (its latency is not kept).
 func (s *Shard) Error() { s.errs++ }

@@ -23,6 +23,9 @@ type Result struct {
 	Rate float64
 	// Latencies are the successful operations' latencies, sorted.
 	Latencies []time.Duration
+	// Samples are an open loop's successful operations with their
+	// scheduled times (see Timeline); nil for a closed loop.
+	Samples []Sample
 }
 
 func newRand(seed uint64, worker int) *rand.Rand {
@@ -83,6 +86,7 @@ func OpenLoopUntil(ctx context.Context, rate float64, d time.Duration, workers i
 	// dispatcher blocks, and the sends it holds keep their scheduled
 	// times, so the backlog shows in the latencies.
 	sched := make(chan time.Time, workers)
+	start := time.Now()
 	for w := range workers {
 		sh := rec.Shard()
 		wg.Add(1)
@@ -97,11 +101,10 @@ func OpenLoopUntil(ctx context.Context, rate float64, d time.Duration, workers i
 					sh.Error()
 					continue
 				}
-				sh.Add(time.Since(t))
+				sh.AddAt(t.Sub(start), time.Since(t))
 			}
 		}()
 	}
-	start := time.Now()
 	n := int(d.Seconds() * rate)
 dispatch:
 	for i := range n {
@@ -128,7 +131,9 @@ dispatch:
 	}
 	close(sched)
 	wg.Wait()
-	return result(&rec, time.Since(start), rate)
+	r := result(&rec, time.Since(start), rate)
+	r.Samples = rec.Samples()
+	return r
 }
 
 func result(rec *Recorder, elapsed time.Duration, rate float64) Result {
