@@ -138,11 +138,11 @@ type Node struct {
 
 // New opens the node's store, binds its ports, joins the cluster and starts
 // serving. The caller must Close it.
-func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
+func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{
+	n := &Node{
 		cfg:      cfg,
 		log:      log.With().Str("node", cfg.ID).Logger(),
 		self:     ring.NodeID(cfg.ID),
@@ -152,13 +152,13 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	}
 	n.bg, n.cancelBg = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n)
-	// On any failure below, undo what was started. NB: `return nil, err`
-	// has already set n to nil when this runs.
-	started := n
+	// On any failure below, undo what was started. NB: n is not a named
+	// result: goroutines started below use it, and `return nil, err` would
+	// set a named result to nil under them.
+	ok := false
 	defer func() {
-		if err != nil {
-			started.Close()
-			n = nil
+		if !ok {
+			n.Close()
 		}
 	}()
 
@@ -303,6 +303,7 @@ func New(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		Strs("join", cfg.Join).Int("partitions", cfg.Partitions).
 		Int("n", cfg.N).Int("r", cfg.R).Int("w", cfg.W).Str("conflicts", cfg.Conflicts.String()).
 		Msg("node started")
+	ok = true
 	return n, nil
 }
 

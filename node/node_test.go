@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -414,5 +415,29 @@ func TestViewFollowsStateUnderConcurrentPublishes(t *testing.T) {
 	nd.stateMu.Unlock()
 	if got := nd.view.Load().state.Digest(); got != want {
 		t.Fatalf("published view has ring digest %d, the state %d: an older clone was published last", got, want)
+	}
+}
+
+// A node that fails to start after its RPC server is up (here: its gossip
+// port is taken) returns the error and stops what it started; the RPC
+// goroutine must not see the node vanish under it (it once read the
+// named result New had set to nil, and the process died of a nil
+// dereference that hid the real error).
+func TestNewFailsCleanlyAfterServingRPC(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for i := range 20 {
+		cfg := testConfig(t, fmt.Sprintf("x%d", i), nil, func(c *Config) { c.Gossip = taken.Addr().String() })
+		nd, err := New(cfg, zerolog.New(io.Discard))
+		if err == nil {
+			nd.Close()
+			t.Fatalf("start %d with gossip on a taken port: no error", i)
+		}
+		if nd != nil {
+			t.Fatalf("start %d: a node returned with the error %v", i, err)
+		}
 	}
 }

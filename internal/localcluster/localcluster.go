@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -106,24 +107,51 @@ func FindBinary(dir string) (string, error) {
 	return Build(dir, false)
 }
 
-// FreePort returns a loopback address whose port is free for both TCP and
-// UDP (gossip needs both) at the time of the call.
+// Ports are drawn below the kernel's ephemeral range (32768-60999 by
+// default): a port picked from that range by listening on port 0 is free
+// only until the node binds it, and meanwhile any outgoing connection on
+// the machine may take it as its local port; with clusters starting in
+// parallel tests that happened, and a node failed to start. Below the
+// range only another listener can take it, and ports handed out by this
+// process are never handed out twice.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a 127.0.0.1 address whose port is free for both TCP and
+// UDP (memberlist binds both), below the ephemeral range.
 func FreePort() (string, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	for range 500 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		if handedOut.ports[port] {
+			continue
 		}
-		addr := l.Addr().String()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
 		if err != nil {
 			continue
 		}
 		u.Close()
+		handedOut.ports[port] = true
 		return addr, nil
 	}
-	return "", errors.New("localcluster: no free port")
+	return "", errors.New("localcluster: no free port between 20000 and 32000")
 }
 
 // New allocates addresses and directories for the nodes without starting
@@ -363,6 +391,9 @@ func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 	for {
 		ok := true
 		for _, i := range alive {
+			if !c.Nodes[i].Running() {
+				return fmt.Errorf("localcluster: %s is not running; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
+			}
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			st, err := cl.Status(sctx, client.Node(c.Nodes[i].RPC))
 			cancel()
@@ -422,4 +453,14 @@ func (c *Cluster) StopAll() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// LogTail returns the last n lines of the node's log file.
+func (p *Proc) LogTail(n int) string {
+	b, err := os.ReadFile(p.LogFile)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
