@@ -57,6 +57,15 @@ type Proc struct {
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when the process has been waited for
 	paused bool
+	exited bool // Start ran it and it has exited since
+}
+
+// Exited reports whether the process Start last ran has exited. Processes
+// run by others on the Proc's addresses (the chaos harness) do not count.
+func (p *Proc) Exited() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exited
 }
 
 // Running reports whether the process is up (possibly paused).
@@ -266,6 +275,7 @@ func (c *Cluster) Start(i int) error {
 	}
 	p.cmd = cmd
 	p.paused = false
+	p.exited = false
 	done := make(chan struct{})
 	p.done = done
 	go func() {
@@ -274,6 +284,7 @@ func (c *Cluster) Start(i int) error {
 		p.mu.Lock()
 		if p.cmd == cmd {
 			p.cmd = nil
+			p.exited = true
 		}
 		p.mu.Unlock()
 		close(done)
@@ -391,8 +402,8 @@ func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 	for {
 		ok := true
 		for _, i := range alive {
-			if !c.Nodes[i].Running() {
-				return fmt.Errorf("localcluster: %s is not running; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
+			if c.Nodes[i].Exited() {
+				return fmt.Errorf("localcluster: %s has exited; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
 			}
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			st, err := cl.Status(sctx, client.Node(c.Nodes[i].RPC))
