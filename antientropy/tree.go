@@ -1,11 +1,9 @@
 package antientropy
 
 import (
-	"bytes"
 	"encoding/binary"
-	"fmt"
-	"math"
 	"math/bits"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -59,131 +57,68 @@ func LeafHash(key []byte, o *version.Object) uint64 {
 }
 
 // LeafHashEncoded is LeafHash of the object whose encoding (version.Encode)
-// is encoded, computed without decoding it: it walks the msgpack, hashing
-// the context and each sibling's dot and tombstone flag and skipping values
-// and timestamps, and allocates nothing for objects of up to 8 context
-// entries. It accepts exactly what version.Decode accepts (bounds, canonical
-// context, sorted siblings whose dots the context covers, no trailing
-// bytes) and returns an error wrapping version.ErrMalformed otherwise.
-// Start-up tree builds use it on store.ScanPartitionRaw.
+// is encoded, computed without decoding it: version.WalkEncoded walks the
+// msgpack, and the context and each sibling's dot and tombstone flag are
+// hashed as they come (values and timestamps are skipped). It accepts
+// exactly what version.Decode accepts and returns an error wrapping
+// version.ErrMalformed otherwise. Start-up tree builds use it on
+// store.ScanPartitionRaw: about 100 ns per object, against 450 ns to
+// decode and hash.
 func LeafHashEncoded(key, encoded []byte) (uint64, error) {
-	r := leafReader{b: encoded}
-	if n, ok := r.arrayLen(2); !ok || n != 2 {
-		return 0, r.fail("object header")
+	lv := leafVisitors.Get().(*leafVisitor)
+	defer leafVisitors.Put(lv)
+	lv.h.n, lv.h.flushed = 0, false
+	lv.h.uvarint(uint64(len(key)))
+	lv.h.write(key)
+	if err := version.WalkEncoded(encoded, lv); err != nil {
+		return 0, err
 	}
-	n, ok := r.arrayLen(2 * version.MaxVVEntries)
-	if !ok || n%2 != 0 {
-		return 0, r.fail("context")
-	}
-	var h leafHasher
-	h.uvarint(uint64(len(key)))
-	h.write(key)
-	h.uvarint(uint64(n / 2))
-	// The context's entries, to check that it covers the siblings' dots.
-	var stack [8]ctxEntry
-	ctx := stack[:0]
-	for i := 0; i < n/2; i++ {
-		a, ok := r.str(version.MaxActorLen)
-		if !ok {
-			return 0, r.fail("string")
-		}
-		c, ok := r.uint()
-		if !ok {
-			return 0, r.fail("uint")
-		}
-		if c == 0 || len(a) == 0 || (i > 0 && bytes.Compare(ctx[i-1].actor, a) >= 0) {
-			return 0, fmt.Errorf("%w: context not canonical", version.ErrMalformed)
-		}
-		ctx = append(ctx, ctxEntry{a, c})
-		h.uvarint(uint64(len(a)))
-		h.write(a)
-		h.uvarint(c)
-	}
-	ns, ok := r.arrayLen(version.MaxSiblings)
-	if !ok {
-		return 0, r.fail("array")
-	}
-	if n == 0 && ns == 0 {
-		if r.off != len(r.b) {
-			return 0, r.trailing()
-		}
+	if lv.entries == 0 && lv.siblings == 0 {
 		return 0, nil // the empty object
 	}
-	h.uvarint(uint64(ns))
-	var prevActor []byte
-	var prevCounter uint64
-	for i := range ns {
-		if m, ok := r.arrayLen(5); !ok || m != 5 {
-			return 0, r.fail("sibling")
-		}
-		a, ok := r.str(version.MaxActorLen)
-		if !ok {
-			return 0, r.fail("string")
-		}
-		c, ok := r.uint()
-		if !ok {
-			return 0, r.fail("uint")
-		}
-		if !r.skipBin() {
-			return 0, r.fail("bytes")
-		}
-		tomb, ok := r.bool()
-		if !ok {
-			return 0, r.fail("bool")
-		}
-		if !r.skipInt() {
-			return 0, r.fail("int")
-		}
-		if c == 0 || len(a) == 0 || !covers(ctx, a, c) {
-			return 0, fmt.Errorf("%w: sibling dot %s:%d outside context", version.ErrMalformed, a, c)
-		}
-		if i > 0 {
-			if d := bytes.Compare(prevActor, a); d > 0 || d == 0 && prevCounter >= c {
-				return 0, fmt.Errorf("%w: siblings not sorted", version.ErrMalformed)
-			}
-		}
-		prevActor, prevCounter = a, c
-		h.uvarint(uint64(len(a)))
-		h.write(a)
-		c <<= 1
-		if tomb {
-			c |= 1
-		}
-		h.uvarint(c)
-	}
-	if r.off != len(r.b) {
-		return 0, r.trailing()
-	}
-	sum := h.sum()
+	sum := lv.h.sum()
 	if sum == 0 {
 		sum = 1
 	}
 	return sum, nil
 }
 
-// ctxEntry is one context entry during LeafHashEncoded; actor aliases the
-// encoding.
-type ctxEntry struct {
-	actor   []byte
-	counter uint64
+// leafVisitors are reused: a visitor passed as an interface escapes, and
+// allocating one per key would cost more than the walk.
+var leafVisitors = sync.Pool{New: func() any { return new(leafVisitor) }}
+
+// leafVisitor hashes what version.WalkEncoded finds as LeafHash does.
+type leafVisitor struct {
+	h                 leafHasher
+	entries, siblings int
 }
 
-// covers reports whether the context (sorted by actor) covers the dot
-// (actor, counter), as version.VV.Covers.
-func covers(ctx []ctxEntry, actor []byte, counter uint64) bool {
-	lo, hi := 0, len(ctx)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		switch bytes.Compare(ctx[m].actor, actor) {
-		case 0:
-			return ctx[m].counter >= counter
-		case -1:
-			lo = m + 1
-		default:
-			hi = m
-		}
+func (v *leafVisitor) Context(n int) {
+	v.entries = n
+	v.h.uvarint(uint64(n))
+}
+
+func (v *leafVisitor) Entry(actor []byte, counter uint64) {
+	v.h.uvarint(uint64(len(actor)))
+	v.h.write(actor)
+	v.h.uvarint(counter)
+}
+
+func (v *leafVisitor) Siblings(n int) {
+	v.siblings = n
+	if v.entries > 0 || n > 0 {
+		v.h.uvarint(uint64(n))
 	}
-	return false
+}
+
+func (v *leafVisitor) Sibling(actor []byte, counter uint64, tombstone bool) {
+	v.h.uvarint(uint64(len(actor)))
+	v.h.write(actor)
+	counter <<= 1
+	if tombstone {
+		counter |= 1
+	}
+	v.h.uvarint(counter)
 }
 
 // leafHasher feeds xxhash through a buffer: LeafHash's many small writes,
@@ -229,158 +164,6 @@ func (h *leafHasher) sum() uint64 {
 	}
 	h.flush()
 	return h.d.Sum64()
-}
-
-// leafReader walks the msgpack subset of version's object encoding, with
-// version.Decode's bounds: a length never exceeds its limit nor the bytes
-// left.
-type leafReader struct {
-	b   []byte
-	off int
-}
-
-func (r *leafReader) fail(what string) error {
-	return fmt.Errorf("%w: bad %s at offset %d", version.ErrMalformed, what, r.off)
-}
-
-func (r *leafReader) trailing() error {
-	return fmt.Errorf("%w: %d trailing bytes", version.ErrMalformed, len(r.b)-r.off)
-}
-
-func (r *leafReader) byte1() (byte, bool) {
-	if r.off >= len(r.b) {
-		return 0, false
-	}
-	c := r.b[r.off]
-	r.off++
-	return c, true
-}
-
-// fixed reads an n-byte big-endian number.
-func (r *leafReader) fixed(n int) (uint64, bool) {
-	if len(r.b)-r.off < n {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range r.b[r.off : r.off+n] {
-		v = v<<8 | uint64(c)
-	}
-	r.off += n
-	return v, true
-}
-
-func (r *leafReader) arrayLen(limit int) (int, bool) {
-	c, ok := r.byte1()
-	var n uint64
-	switch {
-	case !ok:
-	case c&0xf0 == 0x90:
-		n = uint64(c & 0x0f)
-	case c == 0xdc:
-		n, ok = r.fixed(2)
-	case c == 0xdd:
-		n, ok = r.fixed(4)
-	default:
-		ok = false
-	}
-	if !ok || n > uint64(limit) || n > uint64(len(r.b)-r.off) {
-		return 0, false
-	}
-	return int(n), true
-}
-
-// str reads a str of at most limit bytes; the result aliases r.b.
-func (r *leafReader) str(limit int) ([]byte, bool) {
-	c, ok := r.byte1()
-	var n uint64
-	switch {
-	case !ok:
-	case c&0xe0 == 0xa0:
-		n = uint64(c & 0x1f)
-	case c == 0xd9:
-		n, ok = r.fixed(1)
-	case c == 0xda:
-		n, ok = r.fixed(2)
-	case c == 0xdb:
-		n, ok = r.fixed(4)
-	default:
-		ok = false
-	}
-	if !ok || n > uint64(limit) || n > uint64(len(r.b)-r.off) {
-		return nil, false
-	}
-	v := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return v, true
-}
-
-// skipBin skips a bin (a value).
-func (r *leafReader) skipBin() bool {
-	c, ok := r.byte1()
-	var n uint64
-	switch {
-	case !ok:
-	case c == 0xc4:
-		n, ok = r.fixed(1)
-	case c == 0xc5:
-		n, ok = r.fixed(2)
-	case c == 0xc6:
-		n, ok = r.fixed(4)
-	default:
-		ok = false
-	}
-	if !ok || n > uint64(len(r.b)-r.off) {
-		return false
-	}
-	r.off += int(n)
-	return true
-}
-
-func (r *leafReader) uint() (uint64, bool) {
-	c, ok := r.byte1()
-	switch {
-	case !ok:
-		return 0, false
-	case c < 0x80:
-		return uint64(c), true
-	case c == 0xcc:
-		return r.fixed(1)
-	case c == 0xcd:
-		return r.fixed(2)
-	case c == 0xce:
-		return r.fixed(4)
-	case c == 0xcf:
-		return r.fixed(8)
-	}
-	return 0, false
-}
-
-// skipInt skips an int (a timestamp), accepting what version's decoder
-// does: a negative fixint, an int64, or a uint up to MaxInt64.
-func (r *leafReader) skipInt() bool {
-	if r.off < len(r.b) {
-		switch c := r.b[r.off]; {
-		case c >= 0xe0:
-			r.off++
-			return true
-		case c == 0xd3:
-			r.off++
-			_, ok := r.fixed(8)
-			return ok
-		}
-	}
-	v, ok := r.uint()
-	return ok && v <= math.MaxInt64
-}
-
-func (r *leafReader) bool() (bool, bool) {
-	switch c, _ := r.byte1(); c {
-	case 0xc2:
-		return false, true
-	case 0xc3:
-		return true, true
-	}
-	return false, false
 }
 
 // Exchanges compare shortened hashes, salted with a random salt per
