@@ -44,7 +44,8 @@ type Config struct {
 	// Store is the node's store. Required.
 	Store *store.Store
 	// Trees are the store's Observer (store.Options.Observer), of the same
-	// shape as the store. Required. New builds them in the background.
+	// shape as the store, which keeps LeafHash (store.Options.Digest).
+	// Required. New builds them from the store's summary.
 	Trees *Trees
 	// Cluster is the node. Required.
 	Cluster Cluster
@@ -71,7 +72,7 @@ type Config struct {
 	// stops answering cannot hold the scheduler. Default 30 s.
 	CallTimeout time.Duration
 	// CPUShare bounds the share of one CPU that anti-entropy's own work
-	// takes on this node: the start-up tree build, the scans of differing
+	// takes on this node: the verification of the trees, the scans of differing
 	// segments, encoding and merging objects, in both roles. It is
 	// measured in wall time, so anti-entropy backs off further when the
 	// machine is busy and foreground requests keep priority; whatever the
@@ -206,6 +207,9 @@ type AntiEntropy struct {
 	// rejoinPending is the scheduler's count of partitions queued by
 	// rejoin triggers and not compared yet (Stats.RejoinPending).
 	rejoinPending atomic.Int64
+	// verified is 0 until the trees were verified against the data, then
+	// 1 + the number of partitions found wrong (Stats.TreesVerified).
+	verified atomic.Int64
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -269,11 +273,14 @@ func New(cfg Config) (*AntiEntropy, error) {
 	return a, nil
 }
 
-// build builds the trees, paced, then wakes the scheduler for retries.
+// build builds the trees from the store's summary and wakes the
+// scheduler for retries; one Interval later it verifies them against the
+// data, paced (the one full scan of a node's data anti-entropy makes,
+// kept out of the minutes after a restart, when the node catches up).
 func (a *AntiEntropy) build() {
 	defer a.wg.Done()
 	t0 := time.Now()
-	if err := a.trees.build(a.ctx, a.st, a.pace); err != nil {
+	if err := a.trees.Build(a.ctx, a.st); err != nil {
 		if a.ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
 			a.log.Error().Err(err).Msg("building merkle trees")
 		}
@@ -281,6 +288,27 @@ func (a *AntiEntropy) build() {
 	}
 	a.log.Info().Int("partitions", a.trees.Partitions()).Dur("took", time.Since(t0)).Msg("merkle trees built")
 	a.wake()
+
+	wait := time.NewTimer(a.cfg.Interval)
+	defer wait.Stop()
+	select {
+	case <-a.ctx.Done():
+		return
+	case <-wait.C:
+	}
+	t0 = time.Now()
+	wrong, err := a.trees.verify(a.ctx, a.st, a.pace)
+	switch {
+	case err != nil:
+		if a.ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+			a.log.Error().Err(err).Msg("verifying merkle trees")
+		}
+	case wrong > 0:
+		a.log.Error().Int("wrong", wrong).Dur("took", time.Since(t0)).Msg("merkle trees verified: partitions kept wrong were corrected")
+	default:
+		a.log.Info().Int("partitions", a.trees.Partitions()).Dur("took", time.Since(t0)).Msg("merkle trees verified")
+	}
+	a.verified.Store(int64(wrong) + 1)
 }
 
 // Kinds lists the request kinds Handle serves; the node routes them here.
@@ -623,6 +651,11 @@ type Stats struct {
 	// TreesBuilt is the number of partitions whose tree is built, of
 	// Partitions.
 	TreesBuilt, Partitions int
+	// TreesVerified is whether the trees were checked against the data
+	// (one Interval after start-up), and TreesWrong how many partitions
+	// that check found kept wrong and corrected (0 but for a bug).
+	TreesVerified bool
+	TreesWrong    int
 	// RejoinPending counts the partitions rejoin triggers have queued for
 	// an exchange (as designated repairer or follow-up) and that were not
 	// compared yet; a trigger the scheduler has not taken yet counts one.
@@ -657,6 +690,9 @@ func (a *AntiEntropy) Stats() Stats {
 		BytesReceived: a.stats.bytesReceived.Load(),
 		TreesBuilt:    a.trees.BuiltCount(),
 		Partitions:    a.trees.Partitions(),
+	}
+	if v := a.verified.Load(); v > 0 {
+		s.TreesVerified, s.TreesWrong = true, int(v-1)
 	}
 	a.mu.Lock()
 	s.RejoinPending = int(a.rejoinPending.Load()) + len(a.mu.rejoined)

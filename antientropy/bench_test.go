@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/mnemo-kv/mnemo/internal/testutil"
 	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
@@ -85,17 +83,19 @@ var (
 	buildQ    = flag.Int("build.q", 256, "BenchmarkBuild: partitions")
 )
 
-// BenchmarkBuild measures the start-up tree build of a store holding
-// -build.keys keys of 100 random bytes (reopened, as after a restart):
-// "decode" is the build as it was, a ScanPartition that decodes and copies
-// every object and hashes it with LeafHash; "raw" is Trees.Build, a raw
-// scan hashed with LeafHashEncoded; "raw-paced" is the build AntiEntropy
-// runs, at the default CPU share. Both builds must give the same roots.
+// BenchmarkBuild measures what a restart costs a store holding
+// -build.keys keys of 100 random bytes: "open" reopens the store (which
+// restores its summary), "build" is Trees.Build from that summary (what a
+// restarted node does before its first exchange), and "scan" the tree
+// build from a scan of every object, hashed with LeafHashEncoded (what a
+// restart did before the summary, and what Verify's store scan costs, less
+// decoding). All must give the same roots.
 func BenchmarkBuild(b *testing.B) {
 	rng := newRand(b)
 	dir := b.TempDir()
 	opts := store.Options{Dir: dir, NodeID: "n1", Partitions: *buildQ, Segments: 1024,
-		Sync: store.SyncNone, CacheSize: 32 << 20, MemTableSize: 16 << 20}
+		Sync: store.SyncNone, CacheSize: 32 << 20, MemTableSize: 16 << 20,
+		Digest: LeafHash, DigestName: LeafHashName}
 	st, err := store.Open(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -105,64 +105,45 @@ func BenchmarkBuild(b *testing.B) {
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("%d keys over %d partitions filled in %v", *buildKeys, *buildQ, time.Since(t0))
+	b.Run("open", func(b *testing.B) {
+		for b.Loop() {
+			if st, err = store.Open(opts); err != nil {
+				b.Fatal(err)
+			}
+			if c := st.Counts(); c.Live != int64(*buildKeys) {
+				b.Fatalf("%d keys counted after reopening, want %d", c.Live, *buildKeys)
+			}
+			if err := st.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	if st, err = store.Open(opts); err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	testutil.Eventually(b, 5*time.Minute, "start-up key count", func() (bool, string) {
-		c := st.Counts()
-		return c.Ready, fmt.Sprintf("%d keys counted", c.Live)
-	})
-	b.Logf("%d keys over %d partitions filled and reopened in %v", *buildKeys, *buildQ, time.Since(t0))
 	var want map[ring.Partition]uint64
-	b.Run("decode", func(b *testing.B) {
+	b.Run("scan", func(b *testing.B) {
 		for b.Loop() {
-			want = buildDecoded(b, st)
+			want = scanTrees(b, st).Roots()
 		}
 		b.ReportMetric(float64(*buildKeys)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 	})
-	for _, share := range []float64{-1, DefaultCPUShare} {
-		name := "raw"
-		if share > 0 {
-			name = "raw-paced"
+	b.Run("build", func(b *testing.B) {
+		var trees *Trees
+		for b.Loop() {
+			trees = NewTrees(*buildQ, 1024)
+			if err := trees.Build(context.Background(), st); err != nil {
+				b.Fatal(err)
+			}
 		}
-		b.Run(name, func(b *testing.B) {
-			var trees *Trees
-			for b.Loop() {
-				trees = NewTrees(*buildQ, 1024)
-				if err := trees.build(context.Background(), st, newPacer(share, nil)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(*buildKeys)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
-			if want != nil && !maps.Equal(trees.Roots(), want) {
-				b.Fatal("the raw build's roots differ from the decoding build's")
-			}
-		})
-	}
+		if want != nil && !maps.Equal(trees.Roots(), want) {
+			b.Fatal("the trees built from the summary differ from the scan's")
+		}
+	})
 }
 
-// buildDecoded is the build as it was before the raw scan: every object
-// decoded and copied by ScanPartition, then hashed with LeafHash. It
-// returns the roots.
-func buildDecoded(b *testing.B, st *store.Store) map[ring.Partition]uint64 {
-	roots := map[ring.Partition]uint64{}
-	for p := range st.Partitions() {
-		unlock := st.LockPartition(ring.Partition(p))
-		tree := NewTree(st.Segments())
-		err := st.ScanPartition(ring.Partition(p), 0, uint32(st.Segments()), func(e store.Entry) bool {
-			tree.Toggle(e.Segment, LeafHash(e.Key, e.Object))
-			return true
-		})
-		unlock()
-		if err != nil {
-			b.Fatal(err)
-		}
-		roots[ring.Partition(p)] = tree.Root()
-		runtime.Gosched()
-	}
-	return roots
-}
 
 // fillStore writes n keys of valueLen random bytes to st, each versioned
 // by one actor as puts would, in storage order.

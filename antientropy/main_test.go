@@ -147,6 +147,7 @@ func (c *testCluster) startIn(id ring.NodeID, o clusterOpts, dir string) *testNo
 	st, err := store.Open(store.Options{
 		Dir: dir, NodeID: string(id), Partitions: c.q, Segments: c.segs,
 		Sync: store.SyncNone, CacheSize: 64 << 20, MemTableSize: 32 << 20, Observer: n.trees,
+		Digest: LeafHash, DigestName: LeafHashName,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,10 @@ import (
 	"github.com/mnemo-kv/mnemo/ring"
 )
 
+// LeafHashName names LeafHash for the store, which keeps its XOR per
+// segment (store.Options.DigestName).
+const LeafHashName = "leafhash-xxh64-v1"
+
 // LeafHash is one key's contribution to its segment's hash: a 64-bit hash
 // of the key and of its version digest, which covers the object's causal
 // context and each sibling's dot and tombstone flag. Values are not hashed:
@@ -19,7 +23,8 @@ import (
 // or empty object contributes 0.
 //
 // NB: every node of a cluster must compute the same LeafHash; changing it
-// makes every tree differ until all nodes run the new code.
+// makes every tree differ until all nodes run the new code, and must
+// change LeafHashName, so that stores rebuild the digests they keep.
 func LeafHash(key []byte, o *version.Object) uint64 {
 	if o.IsEmpty() {
 		return 0

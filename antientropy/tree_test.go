@@ -244,13 +244,46 @@ func TestDiff(t *testing.T) {
 
 func openStore(t testing.TB, obs store.Observer, q int) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir(), NodeID: "n1", Partitions: q, Segments: 1024,
-		Sync: store.SyncNone, CacheSize: 8 << 20, MemTableSize: 4 << 20, Observer: obs})
+	return openStoreIn(t, t.TempDir(), obs, q)
+}
+
+func openStoreIn(t testing.TB, dir string, obs store.Observer, q int) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: dir, NodeID: "n1", Partitions: q, Segments: 1024,
+		Sync: store.SyncNone, CacheSize: 8 << 20, MemTableSize: 4 << 20, Observer: obs,
+		Digest: LeafHash, DigestName: LeafHashName})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	return st
+}
+
+// scanTrees builds trees from a scan of the data itself (every stored
+// object hashed with LeafHashEncoded): the reference the trees kept
+// current and restored from the store's summary must equal.
+func scanTrees(t testing.TB, st *store.Store) *Trees {
+	t.Helper()
+	trees := NewTrees(st.Partitions(), st.Segments())
+	for p := range st.Partitions() {
+		unlock := st.LockPartition(ring.Partition(p))
+		pt := &trees.parts[p]
+		err := st.ScanPartitionRaw(ring.Partition(p), func(key []byte, seg uint32, enc []byte) bool {
+			leaf, err := LeafHashEncoded(key, enc)
+			if err != nil {
+				t.Errorf("key %q: %v", key, err)
+				return false
+			}
+			pt.tree.Toggle(seg, leaf)
+			return true
+		})
+		unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt.built = true
+	}
+	return trees
 }
 
 // treesEqual fails unless two Trees hold the same built trees.
@@ -269,11 +302,14 @@ func treesEqual(t testing.TB, a, b *Trees) {
 }
 
 // TestBuildEqualsIncremental: a tree kept current through puts, updates,
-// siblings, tombstones, merges and removals equals one built from a scan.
+// siblings, tombstones, merges and removals equals one built from a scan,
+// and so does one restored from the store's summary, before and after the
+// store is reopened.
 func TestBuildEqualsIncremental(t *testing.T) {
 	rng := newRand(t)
 	trees := NewTrees(8, 1024)
-	st := openStore(t, trees, 8)
+	dir := t.TempDir()
+	st := openStoreIn(t, dir, trees, 8)
 	if err := trees.Build(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
@@ -304,11 +340,48 @@ func TestBuildEqualsIncremental(t *testing.T) {
 			}
 		}
 	}
+	scanned := scanTrees(t, st)
+	treesEqual(t, trees, scanned)
 	fresh := NewTrees(8, 1024)
 	if err := fresh.Build(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
-	treesEqual(t, trees, fresh)
+	treesEqual(t, fresh, scanned)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened := NewTrees(8, 1024)
+	st = openStoreIn(t, dir, reopened, 8)
+	if err := reopened.Build(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	treesEqual(t, reopened, scanned)
+	if wrong, err := reopened.Verify(context.Background(), st); err != nil || wrong != 0 {
+		t.Fatalf("verify: %d partitions wrong (%v), want 0", wrong, err)
+	}
+}
+
+// TestVerifyCorrectsATreeKeptWrong: a tree that drifted from the data (a
+// bug's work) is found and replaced by Verify.
+func TestVerifyCorrectsATreeKeptWrong(t *testing.T) {
+	trees := NewTrees(4, 1024)
+	st := openStore(t, trees, 4)
+	if err := trees.Build(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if _, err := st.Put(store.PutRequest{Key: []byte(fmt.Sprint("k", i)), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trees.parts[2].mu.Lock()
+	trees.parts[2].tree.Toggle(7, 0xbad)
+	trees.parts[2].mu.Unlock()
+	wrong, err := trees.Verify(context.Background(), st)
+	if err != nil || wrong != 1 {
+		t.Fatalf("verify: %d partitions wrong (%v), want 1", wrong, err)
+	}
+	treesEqual(t, trees, scanTrees(t, st))
 }
 
 // TestBuildWhileWriting builds the trees while writers run: changes to a
@@ -369,11 +442,7 @@ func TestBuildWhileWriting(t *testing.T) {
 	})
 	close(stop)
 	wg.Wait()
-	fresh := NewTrees(q, 1024)
-	if err := fresh.Build(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
-	treesEqual(t, trees, fresh)
+	treesEqual(t, trees, scanTrees(t, st))
 }
 
 // TestUnbuiltPartitionIgnoresChanges: before its build a partition's

@@ -80,83 +80,108 @@ func (t *Trees) Changed(p ring.Partition, segment uint32, key []byte, before, af
 
 var _ store.Observer = (*Trees)(nil)
 
-// Build builds every partition's tree not built yet from the store, one
-// partition at a time, each scanned under store.LockPartition: that
-// partition's writes wait for the millisecond or so of its scan, the rest
-// of the node goes on serving. The scan reads the stored encodings
-// (store.ScanPartitionRaw) and hashes them with LeafHashEncoded, without
-// decoding or copying an object. It yields between partitions. It returns
-// when every partition is built, or with ctx's error, or with the store's
-// (an object that does not decode is one). Call it once, in the
-// background, right after opening the store with t as its Observer;
-// calling it again builds nothing twice. AntiEntropy calls it paced, so
-// that the build takes a bounded share of the CPU (Config.CPUShare).
+// Build builds every partition's tree not built yet from the store's
+// summary (store.SegmentDigests: the XOR of LeafHash per segment, which the
+// store keeps with the data and restores at open), one partition at a
+// time under store.LockPartition: no scan of the data, so a restarted node
+// has its trees within milliseconds. The store must have been opened with
+// Digest LeafHash (DigestName LeafHashName). It returns when every
+// partition is built, or with ctx's error. Call it right after opening the
+// store with t as its Observer; calling it again builds nothing twice.
+// Verify checks the restored trees against the data.
 func (t *Trees) Build(ctx context.Context, s *store.Store) error {
-	return t.build(ctx, s, nil)
-}
-
-// build is Build with each partition's scan a turn of pace (nil: yield
-// between partitions only).
-func (t *Trees) build(ctx context.Context, s *store.Store, pace *pacer) error {
 	if s.Partitions() != len(t.parts) || s.Segments() != t.segments {
 		return fmt.Errorf("antientropy: store has %d partitions of %d segments, trees %d of %d",
 			s.Partitions(), s.Segments(), len(t.parts), t.segments)
 	}
+	if s.DigestName() != LeafHashName {
+		return fmt.Errorf("antientropy: the store keeps digest %q, not %q", s.DigestName(), LeafHashName)
+	}
+	segs := make([]uint64, 0, t.segments)
 	for p := range t.parts {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var tn turn
-		if err := pace.begin(ctx, &tn); err != nil {
-			return err
+		pt := &t.parts[p]
+		unlock := s.LockPartition(ring.Partition(p))
+		segs = s.SegmentDigests(segs[:0], ring.Partition(p))
+		pt.mu.Lock()
+		if !pt.built {
+			pt.tree, pt.built = treeOf(segs), true
+			t.built.Add(1)
 		}
-		err := t.buildPartition(s, ring.Partition(p))
-		if perr := pace.end(ctx, &tn); err == nil {
-			err = perr
-		}
-		if err != nil {
-			return err
-		}
+		pt.mu.Unlock()
+		unlock()
 	}
 	return nil
 }
 
-func (t *Trees) buildPartition(s *store.Store, p ring.Partition) error {
-	pt := &t.parts[p]
-	pt.mu.Lock()
-	done := pt.built
-	pt.mu.Unlock()
-	if done {
-		return nil
+// treeOf returns the tree whose segment hashes are segs.
+func treeOf(segs []uint64) *Tree {
+	tree := NewTree(len(segs))
+	for seg, h := range segs {
+		if h != 0 {
+			tree.Toggle(uint32(seg), h)
+		}
 	}
+	return tree
+}
+
+// Verify checks every built partition's tree against the data, one
+// partition at a time under store.LockPartition: the store recomputes the
+// partition's summary from its objects (store.VerifySummary, which
+// corrects it), and a tree that differs from the summary is replaced. It
+// returns how many partitions were wrong (0 unless a bug kept them wrong),
+// or ctx's or the store's error. AntiEntropy runs it paced, one Interval
+// after start-up.
+func (t *Trees) Verify(ctx context.Context, s *store.Store) (wrong int, err error) {
+	return t.verify(ctx, s, nil)
+}
+
+// verify is Verify with each partition a turn of pace (nil: unpaced).
+func (t *Trees) verify(ctx context.Context, s *store.Store, pace *pacer) (wrong int, err error) {
+	segs := make([]uint64, 0, t.segments)
+	for p := range t.parts {
+		if err := ctx.Err(); err != nil {
+			return wrong, err
+		}
+		var tn turn
+		if err := pace.begin(ctx, &tn); err != nil {
+			return wrong, err
+		}
+		bad, err := t.verifyPartition(s, ring.Partition(p), segs)
+		if perr := pace.end(ctx, &tn); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return wrong, err
+		}
+		if bad {
+			wrong++
+		}
+	}
+	return wrong, nil
+}
+
+func (t *Trees) verifyPartition(s *store.Store, p ring.Partition, segs []uint64) (bad bool, err error) {
 	unlock := s.LockPartition(p)
 	defer unlock()
-	tree := NewTree(t.segments)
-	var herr error
-	err := s.ScanPartitionRaw(p, func(key []byte, seg uint32, enc []byte) bool {
-		leaf, err := LeafHashEncoded(key, enc)
-		if err != nil {
-			herr = fmt.Errorf("key %q: %w", key, err)
-			return false
-		}
-		if int(seg) < t.segments {
-			tree.Toggle(seg, leaf)
-		}
-		return true
-	})
-	if err == nil {
-		err = herr
-	}
+	fixed, err := s.VerifySummary(p)
 	if err != nil {
-		return fmt.Errorf("antientropy: build partition %d: %w", p, err)
+		return false, err
 	}
+	want := treeOf(s.SegmentDigests(segs[:0], p))
+	pt := &t.parts[p]
 	pt.mu.Lock()
+	defer pt.mu.Unlock()
 	if !pt.built {
-		pt.tree, pt.built = tree, true
-		t.built.Add(1)
+		return fixed > 0, nil
 	}
-	pt.mu.Unlock()
-	return nil
+	if !pt.tree.Equal(want) {
+		pt.tree = want
+		return true, nil
+	}
+	return fixed > 0, nil
 }
 
 // Built reports whether partition p's tree is built.

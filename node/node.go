@@ -173,6 +173,10 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		MaxValueSize: cfg.MaxValueSize,
 		CacheSize:    cfg.CacheSize,
 		Logger:       n.log,
+		// Kept with or without anti-entropy, so turning it on later finds
+		// the store's digests current.
+		Digest:     antientropy.LeafHash,
+		DigestName: antientropy.LeafHashName,
 	}
 	var trees *antientropy.Trees
 	if cfg.AntiEntropy {

@@ -561,7 +561,7 @@ func (o *ownership) dropLost(ctx context.Context, v *view, want []bool) error {
 			continue
 		}
 		part := ring.Partition(p)
-		if c := o.n.store.PartitionCounts(part); c.Ready && c.Live+c.Tombstones == 0 {
+		if c := o.n.store.PartitionCounts(part); c.Live+c.Tombstones == 0 {
 			continue
 		}
 		byNode := map[ring.NodeID][]ring.Partition{}

@@ -35,7 +35,6 @@ func (n *Node) nodeInfo() *proto.NodeInfo {
 		StartedUnix: n.started.Unix(),
 		Keys:        c.Live,
 		Tombstones:  c.Tombstones,
-		CountsReady: c.Ready,
 		Stats: map[string]float64{
 			"read_repairs": counterValue(n.metrics.readRepairs),
 		},

@@ -84,6 +84,10 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 		stats["ae_bytes_sent"] = float64(s.BytesSent)
 		stats["ae_bytes_received"] = float64(s.BytesReceived)
 		stats["ae_trees_built"] = float64(s.TreesBuilt)
+		if s.TreesVerified {
+			stats["ae_trees_verified"] = 1
+			stats["ae_trees_wrong"] = float64(s.TreesWrong)
+		}
 		roots := map[string]string{}
 		for p, r := range ae.Roots() {
 			roots[strconv.Itoa(int(p))] = strconv.FormatUint(r, 16)

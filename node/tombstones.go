@@ -119,7 +119,7 @@ func (n *Node) reapTombstones() (int, error) {
 		if n.bg.Err() != nil {
 			return reaped, nil
 		}
-		if c := n.store.PartitionCounts(ring.Partition(p)); c.Ready && c.Tombstones == 0 {
+		if c := n.store.PartitionCounts(ring.Partition(p)); c.Tombstones == 0 {
 			continue
 		}
 		var keys [][]byte

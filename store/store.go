@@ -120,6 +120,13 @@ type Options struct {
 	ObjectCacheSize int64
 	// Observer, when set, sees every data change (anti-entropy trees).
 	Observer Observer
+	// Digest is the per-key hash whose XOR per segment the store keeps
+	// with the data (see SegmentDigests); nil keeps none. It must be 0
+	// for an absent object and depend only on the key and the object's
+	// versions. DigestName names it: the kept digests are trusted at open
+	// only when they were kept under the same name.
+	Digest     func(key []byte, o *version.Object) uint64
+	DigestName string
 	// Now is the clock for write timestamps. Default time.Now.
 	Now func() time.Time
 	// Logger receives Pebble's and the store's log lines.
@@ -157,6 +164,9 @@ func (o *Options) setDefaults() {
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
+	if o.Digest == nil {
+		o.DigestName = "none"
+	}
 }
 
 const (
@@ -186,12 +196,13 @@ type Store struct {
 	// cache holds recently written objects; see objectCache.
 	cache *objectCache
 
-	// counts are per-partition live-key and tombstone counts. counted[p]
-	// is set once partition p has been counted at start-up; before that,
-	// changes do not adjust the counters (the count scan will see them).
-	// All three are guarded by the partition's stripes.
+	// cells are the summary (summary.go), each guarded by its stripe;
+	// cellBits is log2(len(cells)).
+	cells    []cell
+	cellBits int
+	// live and tombs are per-partition key counts: the sums of the
+	// partition's cells, adjusted with them.
 	live, tombs []atomic.Int64
-	counted     []atomic.Bool
 
 	closed atomic.Bool
 	stop   chan struct{}
@@ -236,10 +247,10 @@ func Open(opts Options) (*Store, error) {
 		segBits: bits.TrailingZeros(uint(opts.Segments)),
 		live:    make([]atomic.Int64, opts.Partitions),
 		tombs:   make([]atomic.Int64, opts.Partitions),
-		counted: make([]atomic.Bool, opts.Partitions),
 		stop:    make(chan struct{}),
 		cache:   newObjectCache(opts.ObjectCacheSize),
 	}
+	s.cellBits = max(stripeBits, s.qBits+s.segBits)
 	switch opts.Sync {
 	case SyncAlways:
 		s.writeOpt = pebble.Sync
@@ -250,13 +261,15 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.loadSummary(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.actor = version.NewActor(opts.NodeID, s.epoch)
 	if opts.Sync == SyncBatch {
 		s.wg.Add(1)
 		go s.syncLoop()
 	}
-	s.wg.Add(1)
-	go s.countLoop()
 	return s, nil
 }
 
@@ -489,13 +502,18 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 		return nil, nil, ErrClosed
 	}
 	b := s.db.NewBatch()
-	_ = b.Set(dk, version.Encode(after), nil)
+	ci, c, err := s.stageChange(b, req.Key, dk, before, after)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
 	if s.opts.Sync != SyncAlways {
 		err := b.Commit(s.writeOpt)
 		b.Close()
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: write: %w", err)
 		}
+		s.cells[ci] = c
 		s.cache.put(st, dk, after)
 		s.applied(p, seg, req.Key, before, after)
 		return after, func() error { return nil }, nil
@@ -507,6 +525,7 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 		b.Close()
 		return nil, nil, fmt.Errorf("store: write: %w", err)
 	}
+	s.cells[ci] = c
 	s.cache.put(st, dk, after)
 	s.applied(p, seg, req.Key, before, after)
 	return after, func() error {
@@ -554,9 +573,16 @@ func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, afte
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.db.Set(dk, version.Encode(after), s.writeOpt); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	ci, c, err := s.stageChange(b, key, dk, before, after)
+	if err != nil {
+		return err
+	}
+	if err := b.Commit(s.writeOpt); err != nil {
 		return fmt.Errorf("store: write: %w", err)
 	}
+	s.cells[ci] = c
 	s.applied(p, seg, key, before, after)
 	return nil
 }
@@ -564,10 +590,8 @@ func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, afte
 // applied updates the counts and tells the observer about a committed
 // change; the key's stripe is held.
 func (s *Store) applied(p ring.Partition, seg uint32, key []byte, before, after *version.Object) {
-	if s.counted[p].Load() {
-		s.adjustCounts(p, before, -1)
-		s.adjustCounts(p, after, +1)
-	}
+	s.adjustCounts(p, before, -1)
+	s.adjustCounts(p, after, +1)
 	if s.opts.Observer != nil {
 		s.opts.Observer.Changed(p, seg, key, before, after)
 	}
@@ -651,70 +675,22 @@ func (s *Store) scan(p ring.Partition, lo []byte, segTo uint32, fn func(Entry) b
 type Counts struct {
 	Live       int64 // keys with at least one live value
 	Tombstones int64 // keys that read as deleted
-	Ready      bool  // false while the start-up count is still running
 }
 
-// Counts returns the node's key counts, all partitions summed.
+// Counts returns the node's key counts, all partitions summed. They are
+// exact from Open on: the summary keeps them with the data.
 func (s *Store) Counts() Counts {
-	c := Counts{Ready: true}
+	var c Counts
 	for p := range s.live {
 		c.Live += s.live[p].Load()
 		c.Tombstones += s.tombs[p].Load()
-		c.Ready = c.Ready && s.counted[p].Load()
 	}
 	return c
 }
 
 // PartitionCounts returns the counts of one partition.
 func (s *Store) PartitionCounts(p ring.Partition) Counts {
-	return Counts{Live: s.live[p].Load(), Tombstones: s.tombs[p].Load(), Ready: s.counted[p].Load()}
-}
-
-// countRest is how long countLoop rests after each partition, as a
-// multiple of the time the partition took: counting decodes every stored
-// object (1.6 s of CPU for a million), and a node that has just restarted
-// is serving requests and building its Merkle trees meanwhile. 3 keeps the
-// count to a quarter of a core.
-const countRest = 3
-
-// countLoop counts each partition once at start-up, with the partition's
-// writes held off for the few milliseconds it takes, so that the counters
-// are exact from then on.
-func (s *Store) countLoop() {
-	defer s.wg.Done()
-	rest := time.NewTimer(0)
-	defer rest.Stop()
-	for p := range s.opts.Partitions {
-		select {
-		case <-s.stop:
-			return
-		case <-rest.C:
-		}
-		t0 := time.Now()
-		unlock := s.LockPartition(ring.Partition(p))
-		var live, tombs int64
-		err := s.ScanPartition(ring.Partition(p), 0, uint32(s.opts.Segments), func(e Entry) bool {
-			if e.Object.Deleted() {
-				tombs++
-			} else {
-				live++
-			}
-			return true
-		})
-		if err == nil {
-			s.live[p].Store(live)
-			s.tombs[p].Store(tombs)
-			s.counted[p].Store(true)
-		}
-		unlock()
-		if err != nil {
-			if !errors.Is(err, ErrClosed) {
-				s.opts.Logger.Error().Err(err).Int("partition", p).Msg("counting keys")
-			}
-			return
-		}
-		rest.Reset(countRest * time.Since(t0))
-	}
+	return Counts{Live: s.live[p].Load(), Tombstones: s.tombs[p].Load()}
 }
 
 func (s *Store) syncLoop() {
@@ -855,6 +831,8 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 	// Later items for the same key must see earlier ones: keep the
 	// in-batch state per data key.
 	pending := map[string]*version.Object{}
+	// Cells staged in the batch: several keys may share one.
+	staged := map[int]cell{}
 	b := s.db.NewBatch()
 	defer b.Close()
 	for i, it := range items {
@@ -877,10 +855,21 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 		if err := b.Set(l.dk, version.Encode(after), nil); err != nil {
 			return 0, fmt.Errorf("store: batch: %w", err)
 		}
+		ci := s.cellOf(ring.KeyHash(it.Key))
+		c, ok := staged[ci]
+		if !ok {
+			c = s.cells[ci]
+		}
+		staged[ci] = s.changed(c, it.Key, before, after)
 		changes = append(changes, change{i, before, after})
 	}
 	if len(changes) == 0 {
 		return 0, nil
+	}
+	for ci, c := range staged {
+		if err := stage(b, ci, c); err != nil {
+			return 0, err
+		}
 	}
 	if err := b.Commit(s.writeOpt); err != nil {
 		for _, c := range changes {
@@ -888,16 +877,13 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 		}
 		return 0, fmt.Errorf("store: batch commit: %w", err)
 	}
+	for ci, c := range staged {
+		s.cells[ci] = c
+	}
 	for _, c := range changes {
 		l := locs[c.i]
 		s.cache.put(l.stripe, l.dk, c.after)
-		if s.counted[l.p].Load() {
-			s.adjustCounts(l.p, c.before, -1)
-			s.adjustCounts(l.p, c.after, +1)
-		}
-		if s.opts.Observer != nil {
-			s.opts.Observer.Changed(l.p, l.seg, items[c.i].Key, c.before, c.after)
-		}
+		s.applied(l.p, l.seg, items[c.i].Key, c.before, c.after)
 	}
 	return len(changes), nil
 }
@@ -923,17 +909,19 @@ func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (delet
 	if err != nil || !pred(cur) {
 		return false, err
 	}
-	if err := s.db.Delete(dk, s.writeOpt); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	ci, c, err := s.stageChange(b, key, dk, cur, nil)
+	if err != nil {
+		return false, err
+	}
+	if err := b.Commit(s.writeOpt); err != nil {
 		s.cache.forget(st, dk)
 		return false, fmt.Errorf("store: delete: %w", err)
 	}
+	s.cells[ci] = c
 	s.cache.put(st, dk, nil)
-	if s.counted[p].Load() {
-		s.adjustCounts(p, cur, -1)
-	}
-	if s.opts.Observer != nil {
-		s.opts.Observer.Changed(p, seg, key, cur, nil)
-	}
+	s.applied(p, seg, key, cur, nil)
 	return true, nil
 }
 

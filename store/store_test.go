@@ -7,12 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
-	"github.com/mnemo-kv/mnemo/internal/testutil"
 	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 )
@@ -33,16 +31,6 @@ func openMem(t testing.TB, fs vfs.FS, opts Options) *Store {
 		t.Fatalf("open: %v", err)
 	}
 	return s
-}
-
-// waitCounted polls until the start-up count has run.
-func waitCounted(t testing.TB, s *Store) Counts {
-	t.Helper()
-	testutil.Eventually(t, 10*time.Second, "counted", func() (bool, string) {
-		c := s.Counts()
-		return c.Ready, fmt.Sprintf("%+v", c)
-	})
-	return s.Counts()
 }
 
 func values(o *version.Object) []string {
@@ -174,7 +162,6 @@ func TestEpochAndLayoutPersist(t *testing.T) {
 func TestCountsAndScan(t *testing.T) {
 	fs := vfs.NewMem()
 	s := openMem(t, fs, Options{Partitions: 16, Segments: 8})
-	waitCounted(t, s)
 	for i := range 200 {
 		key := []byte(fmt.Sprint("key-", i))
 		o, err := s.Put(PutRequest{Key: key, Value: []byte("v")})
@@ -212,7 +199,7 @@ func TestCountsAndScan(t *testing.T) {
 
 	s = openMem(t, fs, Options{Partitions: 16, Segments: 8})
 	defer s.Close()
-	if c := waitCounted(t, s); c.Live != 180 || c.Tombstones != 20 {
+	if c := s.Counts(); c.Live != 180 || c.Tombstones != 20 {
 		t.Fatalf("counts after reopen %+v", c)
 	}
 }
@@ -314,7 +301,7 @@ func TestRealDiskReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if c := waitCounted(t, s); c.Live != 100 {
+	if c := s.Counts(); c.Live != 100 {
 		t.Fatalf("live after reopen: %+v", c)
 	}
 }
@@ -373,7 +360,6 @@ func TestMergeManyAndDeleteIf(t *testing.T) {
 	defer src.Close()
 	dst := openMem(t, fs, Options{Dir: "/dst", NodeID: "dst", Observer: obs})
 	defer dst.Close()
-	waitCounted(t, dst)
 	var items []KeyObject
 	for i := range 50 {
 		k := []byte(fmt.Sprint("k", i))
@@ -444,7 +430,7 @@ func TestAuxKeyspaces(t *testing.T) {
 		t.Fatalf("aux get %q %v", v, err)
 	}
 	// Aux records are not data: counts and partition scans ignore them.
-	if c := waitCounted(t, s); c.Live != 0 {
+	if c := s.Counts(); c.Live != 0 {
 		t.Fatalf("aux records counted as keys: %+v", c)
 	}
 }

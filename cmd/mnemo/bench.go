@@ -50,6 +50,7 @@ type benchOpts struct {
 	sync         string
 	quorums      []string
 	target       []string
+	openRates    []int // extra open-loop rates, ops/s
 	profile      bool
 
 	// redis-benchmark phases.
@@ -178,6 +179,7 @@ stdout and a JSON file; progress goes to stderr.`,
 	f.IntVar(&o.keys, "keys", o.keys, "distinct keys of the SDK phases (preloaded)")
 	f.StringVar(&o.sync, "sync", o.sync, "the nodes' --sync mode in the SDK phases")
 	f.StringArrayVar(&o.quorums, "quorum", o.quorums, "an N,R,W setting to measure (repeat for several; the first gets the open loop)")
+	f.IntSliceVar(&o.openRates, "open-rate", nil, "also run the SDK open loop at these rates (ops/s, comma-separated): latency against load")
 	f.StringSliceVar(&o.target, "target", nil, "RPC addresses of a running cluster: run only the SDK phases, against it")
 	f.BoolVar(&o.profile, "profile", o.profile, "take CPU profiles of node-1 during the first quorum's phases and redis SET (the summary needs the go tool)")
 	f.IntVar(&o.redisRequests, "redis-requests", o.redisRequests, "redis-benchmark -n (requests per test)")

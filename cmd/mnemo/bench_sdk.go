@@ -116,10 +116,26 @@ func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchClust
 			}
 		}
 	}
-	// The open loop at half the first quorum's peak.
+	// The open loop at half the first quorum's peak (what the targets
+	// read), then at each --open-rate: latency against load, below the
+	// point where the machine's cores are the queue.
 	n, r, w := firstNRW[0], firstNRW[1], firstNRW[2]
+	type openPhase struct {
+		op       string
+		rate     float64
+		halfPeak bool
+	}
+	var open []openPhase
 	for _, op := range []string{"put", "get"} {
-		rate := peaks[op] / 2
+		open = append(open, openPhase{op, peaks[op] / 2, true})
+	}
+	for _, op := range []string{"put", "get"} {
+		for _, rate := range o.openRates {
+			open = append(open, openPhase{op, float64(rate), false})
+		}
+	}
+	for _, ph := range open {
+		op, rate := ph.op, ph.rate
 		if rate < 1 {
 			continue
 		}
@@ -140,7 +156,7 @@ func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchClust
 		// limits: a send waiting for a worker counts as latency anyway.
 		res := benchutil.OpenLoop(ctx, rate, o.openDuration, max(256, 4*o.concurrency), seed+uint64(len(b.rep.OpenLoop)+100)<<32, fn)
 		m.stop(res.Count)
-		ol := benchOpenLoop{Op: op, NRW: o.quorums[0], PeakOpsPerSec: peaks[op], RatePerSec: rate, AchievedPerSec: res.OpsPerSec,
+		ol := benchOpenLoop{Op: op, NRW: o.quorums[0], PeakOpsPerSec: peaks[op], RatePerSec: rate, HalfPeak: ph.halfPeak, AchievedPerSec: res.OpsPerSec,
 			Ops: res.Count, Errors: res.Errors, P50Ms: benchutil.Ms(res.P50), P99Ms: benchutil.Ms(res.P99), P999Ms: benchutil.Ms(res.P999), MaxMs: benchutil.Ms(res.Max)}
 		b.rep.OpenLoop = append(b.rep.OpenLoop, ol)
 		b.progress("%s: achieved %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %d errors", name, ol.AchievedPerSec, ol.P50Ms, ol.P99Ms, ol.P999Ms, ol.Errors)

@@ -241,7 +241,7 @@ func (s *story) waitKeys(ctx context.Context, nodes []int, want int64) error {
 				return false, last
 			}
 			for _, m := range st.Members {
-				if m.ID == s.c.Nodes[i].ID && (m.Info == nil || m.Info.Keys != want || !m.Info.CountsReady) {
+				if m.ID == s.c.Nodes[i].ID && (m.Info == nil || m.Info.Keys != want) {
 					last = fmt.Sprintf("%s holds %v keys", m.ID, m.Info)
 					return false, last
 				}

@@ -49,9 +49,6 @@ func printStatus(st *client.Status) {
 		keys, tombs := "?", "?"
 		if m.Info != nil {
 			keys, tombs = fmt.Sprint(m.Info.Keys), fmt.Sprint(m.Info.Tombstones)
-			if !m.Info.CountsReady {
-				keys += "+"
-			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", m.ID, m.Ring, m.Liveness, m.Owned, m.Primary, keys, tombs, m.RPCAddr)
 	}

@@ -12,11 +12,10 @@ type NodeInfo struct {
 	Epoch       string `msgpack:"ep" json:"epoch"`
 	Version     string `msgpack:"v" json:"version"`
 	StartedUnix int64  `msgpack:"st" json:"started_unix"`
-	// Keys and Tombstones held locally; CountsReady is false while the
-	// start-up count is still running.
-	Keys        int64 `msgpack:"k" json:"keys"`
-	Tombstones  int64 `msgpack:"tb" json:"tombstones"`
-	CountsReady bool  `msgpack:"cr" json:"counts_ready"`
+	// Keys and Tombstones held locally (exact: the store keeps them with
+	// the data).
+	Keys       int64 `msgpack:"k" json:"keys"`
+	Tombstones int64 `msgpack:"tb" json:"tombstones"`
 	// Stats are named counters and gauges of the node's subsystems (hints
 	// stored and replayed, read repairs, anti-entropy exchanges, ...), so a
 	// subsystem can report without changing this message.
