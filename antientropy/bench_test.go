@@ -144,7 +144,6 @@ func BenchmarkBuild(b *testing.B) {
 	})
 }
 
-
 // fillStore writes n keys of valueLen random bytes to st, each versioned
 // by one actor as puts would, in storage order.
 func fillStore(t testing.TB, rng *rand.Rand, st *store.Store, n, valueLen int) {
