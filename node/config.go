@@ -147,6 +147,10 @@ func DefaultConfig() Config {
 type fieldError struct{ name, msg string }
 
 // Validate reports every bad field at once, one line each.
+// maxSegmentsTotal bounds partitions x segments: 96 MiB of Merkle trees
+// and store summary at 24 bytes per segment.
+const maxSegmentsTotal = 1 << 22
+
 func (c Config) Validate() error {
 	var errs []error
 	for _, fe := range c.fieldErrors() {
@@ -187,6 +191,10 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.Segments < 1 || c.Segments > 1<<16 || c.Segments&(c.Segments-1) != 0 {
 		bad("segments", "%d must be a power of two in [1, 65536]", c.Segments)
+	} else if c.Partitions*c.Segments > maxSegmentsTotal {
+		// Merkle trees and the store's summary hold 24 bytes per segment.
+		bad("segments", "%d segments per partition x %d partitions is over %d segments in all (%d MiB of trees and summary)",
+			c.Segments, c.Partitions, maxSegmentsTotal, c.Partitions*c.Segments*24>>20)
 	}
 	if c.N < 1 || c.N > 16 {
 		bad("n", "%d must be in [1, 16]", c.N)

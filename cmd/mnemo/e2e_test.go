@@ -299,4 +299,8 @@ func TestE2EBadInput(t *testing.T) {
 	if code != 2 {
 		t.Errorf("bad config exit %d, want 2", code)
 	}
+	_, errOut, code = cli(t, "node", "--partitions", "65536", "--segments", "1024")
+	if want := "--segments: 1024 segments per partition x 65536 partitions is over 4194304 segments in all"; code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("oversized trees: exit %d, stderr %q; want 2 and %q", code, errOut, want)
+	}
 }
