@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,6 +159,13 @@ func (l *testLog) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// contains reports whether any line logged so far contains s.
+func (l *testLog) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Contains(l.buf.Bytes(), []byte(s))
+}
+
 func (l *testLog) tail(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -185,9 +193,19 @@ type node struct {
 	state *gset
 }
 
+// clusterSeq numbers the clusters of this process, for their labels.
+var clusterSeq atomic.Uint64
+
 func newCluster(t *testing.T, edit func(*Config)) *cluster {
 	c := &cluster{t: t, log: &testLog{}, closed: map[*Gossip]bool{}}
 	c.base = DefaultLocalConfig()
+	// NB: every cluster names its nodes n1, n2, n3 on 127.0.0.1, and tests
+	// run in parallel, as do the test binaries of other packages. A node
+	// keeps dialing a dead member's address (probes, gossip to the dead,
+	// push/pull, the reconnect loop) after the kernel may have given that
+	// port to a node of another cluster; without a label of its own the two
+	// clusters merge, and one takes the other's n3 for its own.
+	c.base.label = fmt.Sprintf("mnemo-test/%d/%d", os.Getpid(), clusterSeq.Add(1))
 	c.base.JoinRetry = 100 * time.Millisecond
 	c.base.Logger = zerolog.New(zerolog.ConsoleWriter{Out: c.log, NoColor: true, TimeFormat: "15:04:05.000"}).
 		With().Timestamp().Logger().Level(zerolog.DebugLevel)
@@ -397,6 +415,41 @@ func TestRestartFasterThanDetection(t *testing.T) {
 	for _, n := range []*node{n1, n2} {
 		if d, ok := n.rec.find(evDead, "n3", restarted); ok && d.at.Before(e.at) {
 			t.Errorf("%s saw n3 dead first (%s): the boot-id path was not exercised", n.id, n.rec.about("n3"))
+		}
+	}
+}
+
+// TestRecycledAddressDoesNotMergeClusters: a node given a port that another
+// cluster still holds for one of its members does not merge with it. Cluster
+// y closes its n3 and, before y notices, our n1 gets n3's old port; y keeps
+// probing, gossiping and pushing/pulling to it. Without labels, our n1
+// adopted y's n3 (at n1's own address) before our n3 joined and refused our
+// n3 as a conflicting address; its probes of "n3" reached itself, so it
+// reported n3 alive then dead, and its reconnect loop joined its own address
+// rather than our n3. This is how a loaded parallel run (-race, with other
+// packages' clusters) made TestSplitBrainHeals miss its deadline, and the
+// likeliest way TestRestartFasterThanDetection did.
+func TestRecycledAddressDoesNotMergeClusters(t *testing.T) {
+	t.Parallel()
+	y := newCluster(t, nil)
+	_, _, y3 := y.startThree()
+	recycled := y3.LocalAddr()
+	y.close(y3) // y1 and y2 still hold n3 alive at recycled
+
+	c := newCluster(t, nil)
+	n1 := c.start("n1", recycled)
+	eventually(t, patience, "n1 drops y's traffic to the recycled address", func() (bool, string) {
+		if ids := n1.AliveIDs(); len(ids) != 1 {
+			t.Fatalf("n1 merged with cluster y: it sees %v (n3: %s)", ids, n1.rec.about("n3"))
+		}
+		return c.log.contains("unacceptable label"), "no packet or stream from y seen yet"
+	})
+	n2 := c.start("n2", "127.0.0.1:0", n1.LocalAddr())
+	n3 := c.start("n3", "127.0.0.1:0", n1.LocalAddr())
+	c.waitAlive(3, n1, n2, n3)
+	for _, n := range []*node{n2, n3} {
+		if m, _ := n1.Member(n.id); m.BootID != n.BootID() || m.Addr != n.LocalAddr() {
+			t.Errorf("n1 holds %s as boot %x at %s, want %x at %s", n.id, m.BootID, m.Addr, n.BootID(), n.LocalAddr())
 		}
 	}
 }

@@ -124,6 +124,14 @@ type Config struct {
 	// wrapTransport, if set, wraps the network transport; tests use it to
 	// drop traffic (a partition, or a paused process).
 	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+
+	// label, if set, is memberlist's Label: it prefixes every packet and
+	// stream, and a node drops those that carry another label (at most
+	// memberlist.LabelMaxSize bytes). Tests give each cluster its own, so
+	// that the many clusters a test run starts on 127.0.0.1, all with the
+	// node ids n1, n2, n3, cannot merge when one of them dials an address
+	// the kernel has since given to a node of another.
+	label string
 }
 
 // DefaultConfig returns a configuration for a LAN, based on memberlist's
