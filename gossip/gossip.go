@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	mrand "math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,8 +392,13 @@ func (g *Gossip) runBroadcaster() {
 		// Too large for a gossip packet: send it over TCP to each live
 		// member. The same state would reach them by push/pull, but only
 		// one random member per PushPullInterval.
-		for _, n := range g.ml.Members() {
-			if n.Name == g.cfg.NodeID {
+		// NB: the targets come from this package's member table, not
+		// ml.Members(): those are pointers into memberlist's state, whose
+		// Addr and Port it rewrites (under its lock) while SendReliable
+		// would read them (a data race the race detector caught under
+		// load).
+		for _, m := range g.table.all() {
+			if m.ID == g.cfg.NodeID || m.State != Alive {
 				continue
 			}
 			select {
@@ -400,8 +406,15 @@ func (g *Gossip) runBroadcaster() {
 				return
 			default:
 			}
-			if err := g.ml.SendReliable(n, msg); err != nil {
-				g.log.Debug().Err(err).Str("to", n.Name).Int("bytes", len(msg)).Msg("sending state over TCP failed; push/pull will carry it")
+			host, port, err := net.SplitHostPort(m.Addr)
+			ip := net.ParseIP(host)
+			pn, perr := strconv.Atoi(port)
+			if err != nil || ip == nil || perr != nil {
+				continue
+			}
+			to := &memberlist.Node{Name: m.ID, Addr: ip, Port: uint16(pn)}
+			if err := g.ml.SendReliable(to, msg); err != nil {
+				g.log.Debug().Err(err).Str("to", m.ID).Int("bytes", len(msg)).Msg("sending state over TCP failed; push/pull will carry it")
 			}
 		}
 	}
