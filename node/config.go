@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
@@ -91,9 +92,9 @@ type Config struct {
 	// AERate bounds anti-entropy traffic sent by this node, bytes per
 	// second. Default 64 MiB/s.
 	AERate int64
-	// AECPU is the share of one CPU anti-entropy's own work (tree build,
+	// AECPU is the share of one CPU anti-entropy's own work (tree verification,
 	// scans, merges) may take while the node serves client requests; 0
-	// leaves it unbounded. Default 0.25.
+	// leaves it unbounded. Default antientropy.DefaultCPUShare (0.1).
 	AECPU float64
 	// StaleData says what a node does when it finds it was away longer
 	// than TombstoneGrace: refuse (the default) to start, rejoin-empty
@@ -139,7 +140,7 @@ func DefaultConfig() Config {
 		AntiEntropy:      true,
 		AEInterval:       time.Minute,
 		AERate:           64 << 20,
-		AECPU:            0.25,
+		AECPU:            antientropy.DefaultCPUShare,
 	}
 }
 

@@ -79,7 +79,7 @@ func defaultBenchOpts() benchOpts {
 		quorums: []string{"3,2,2", "3,1,1", "3,3,3"}, profile: true,
 		redisRequests: 100000, redisKeys: 100000, redisClients: 50, redisPipelines: []int{1, 16},
 		hintKeys: 100000, aeKeys: 1000000, aeMissing: 100000, aeInterval: 20 * time.Second,
-		loadConcurrency: 256, lightRate: 1000, lightDuration: 10 * time.Second,
+		loadConcurrency: 256, lightRate: 1000, lightDuration: time.Minute,
 		waitTimeout: 5 * time.Minute,
 	}
 }
@@ -192,7 +192,7 @@ stdout and a JSON file; progress goes to stderr.`,
 	f.DurationVar(&o.aeInterval, "ae-interval", o.aeInterval, "the ae cluster's --ae-interval (the in-sync round waits for one)")
 	f.IntVar(&o.loadConcurrency, "load-concurrency", o.loadConcurrency, "concurrent SDK callers when loading keys")
 	f.IntVar(&o.lightRate, "light-rate", o.lightRate, "ops/s of the light foreground load (half gets, half puts) around the repair")
-	f.DurationVar(&o.lightDuration, "light-duration", o.lightDuration, "length of the light load's baseline")
+	f.DurationVar(&o.lightDuration, "light-duration", o.lightDuration, "length of the light load's baseline (long enough to span the periodic anti-entropy rounds and Pebble flushes a repair window also spans)")
 	f.DurationVar(&o.waitTimeout, "wait-timeout", o.waitTimeout, "bound of each wait for a rejoin, repair or join to complete")
 	return cmd
 }
