@@ -120,7 +120,7 @@ func benchCmd() *cobra.Command {
 
 Every phase also reports each process's CPU seconds per 1,000 operations
 and RSS (from /proc). The clusters of the load-heavy phases (ae, transfer)
-run with --sync none so 1M keys load in about a minute; the table says
+run with --sync none so 1M keys load in a few minutes; the table says
 which setting each figure was measured with. Results go to a table on
 stdout and a JSON file; progress goes to stderr.`,
 		Args: cobra.NoArgs,

@@ -12,7 +12,9 @@ package main
 //	    so that it spans what the repair window spans besides the repair
 //	    (periodic exchange rounds, Pebble flushes, the same status polls):
 //	    a p99 of a 10 s baseline at 1,000 ops/s varied from 14 to 24 ms
-//	    between runs.
+//	    between runs. The baseline and each restart of node-3 wait for
+//	    quiet nodes (waitQuiet): right after loading 1M keys, Pebble's
+//	    compactions made a one-minute baseline's p99 53 ms.
 //
 // The cluster then hosts the transfer phase (bench_transfer.go).
 
@@ -92,6 +94,7 @@ func (b *bench) aePhases(ctx context.Context, bc *benchCluster, a *benchAE, part
 	}
 	defer cl12.Close()
 	fore := &benchAEForeground{Rate: o.lightRate}
+	b.waitQuiet(ctx, bc, "ae: (c) before the baseline")
 	b.progress("ae: (c) light load %d/s for %v, no repair", o.lightRate, o.lightDuration)
 	m := b.startMeter("ae: light load, no repair", bc.procs())
 	// The repair's wait polls every node's status; the baseline carries
@@ -145,6 +148,21 @@ type lightFigures struct {
 	elapsed    time.Duration
 	// timeline is the p99 per timelineWidth of the load (scheduled time).
 	timeline []benchutil.Bucket
+}
+
+// quietLimit bounds each wait for quiet nodes.
+const quietLimit = 3 * time.Minute
+
+// waitQuiet waits for bc's nodes to go quiet (see benchCluster.waitQuiet)
+// and says how long that took, or that they were not quiet by quietLimit
+// (the run goes on: the figures then carry that load).
+func (b *bench) waitQuiet(ctx context.Context, bc *benchCluster, what string) {
+	took, err := bc.waitQuiet(ctx, quietLimit)
+	if err != nil {
+		b.progress("%s: nodes not quiet, going on: %v", what, err)
+		return
+	}
+	b.progress("%s: nodes quiet after %.1f s", what, took.Seconds())
 }
 
 // repairPollEvery is how often repairNode3 polls the nodes' status.
@@ -368,6 +386,9 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 		return nil, fmt.Errorf("%d of %d writes failed with node-3 down", lf.Failed, o.aeMissing)
 	}
 	r := &benchAERepair{Missing: o.aeMissing, MissingBytes: missing}
+	// Restart node-3 once node-1 and node-2 have flushed and compacted
+	// the keys it missed: the window then holds the repair, not that.
+	b.waitQuiet(ctx, bc, "ae: before restarting node-3")
 	before, err := bc.infos(ctx, 0, 1)
 	if err != nil {
 		return nil, err

@@ -447,3 +447,48 @@ func (m *benchMeter) stop(ops int, childCPU time.Duration) benchPhaseResources {
 }
 
 func benchMiB(b int64) float64 { return float64(b) / (1 << 20) }
+
+// quietCores is how busy the nodes may be, together, in cores, for
+// waitQuiet to call them quiet.
+const quietCores = 0.1
+
+// waitQuiet waits until bc's nodes have used less than quietCores of CPU
+// over the last 3 s: Pebble has finished the flushes and compactions an
+// earlier load left, and anti-entropy the exchanges it caused. Figures
+// compared with each other (a baseline and the same load during a repair)
+// then start from the same state. After limit it gives up, reporting how
+// busy the nodes still were.
+func (bc *benchCluster) waitQuiet(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	const window = 3 * time.Second
+	t0 := time.Now()
+	type sample struct {
+		at  time.Time
+		cpu time.Duration
+	}
+	var hist []sample
+	cpu := func() time.Duration {
+		var sum time.Duration
+		for _, p := range bc.procs() {
+			if pid := p.pid(); pid > 0 { // 0: not running (and /proc/self)
+				if s, err := benchutil.ReadProc(pid); err == nil {
+					sum += s.CPU
+				}
+			}
+		}
+		return sum
+	}
+	busy := 0.0
+	err := benchPoll(ctx, limit, 500*time.Millisecond, "quiet nodes", func() (bool, string) {
+		now := sample{time.Now(), cpu()}
+		hist = append(hist, now)
+		for len(hist) > 1 && now.at.Sub(hist[1].at) >= window {
+			hist = hist[1:]
+		}
+		if el := now.at.Sub(hist[0].at); el >= window {
+			busy = (now.cpu - hist[0].cpu).Seconds() / el.Seconds()
+			return busy < quietCores, fmt.Sprintf("the nodes used %.2f cores over the last %v", busy, window)
+		}
+		return false, "measuring"
+	})
+	return time.Since(t0), err
+}
