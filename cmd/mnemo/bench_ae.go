@@ -105,6 +105,9 @@ func (b *bench) aePhases(ctx context.Context, bc *benchCluster, a *benchAE, part
 	m.stop(base.all.Count, 0)
 	fore.BaselineOps, fore.BaselineP99Ms = base.all.Count, benchutil.Ms(base.all.P99)
 	fore.BaselineGetP99Ms, fore.BaselinePutP99Ms = benchutil.Ms(base.gets.P99), benchutil.Ms(base.puts.P99)
+	for _, bk := range base.timeline {
+		fore.BaselineTimeline = append(fore.BaselineTimeline, benchutil.Ms(bk.P99))
+	}
 	// The light load's puts must be on every replica before node-3 is
 	// killed, or the repair would count them as missing data.
 	if err := bc.waitRootsEqual(ctx, partitions); err != nil {

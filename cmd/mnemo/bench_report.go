@@ -227,8 +227,10 @@ type benchAEForeground struct {
 	// DuringTimeline is the p99 (ms) of the load during the repair per
 	// stretch of TimelineSeconds from node-3's restart: where the slow
 	// requests fall.
-	DuringTimeline  []float64 `json:"during_p99_ms_timeline"`
-	TimelineSeconds float64   `json:"timeline_seconds"`
+	DuringTimeline []float64 `json:"during_p99_ms_timeline"`
+	// BaselineTimeline is the same for the baseline.
+	BaselineTimeline []float64 `json:"baseline_p99_ms_timeline"`
+	TimelineSeconds  float64   `json:"timeline_seconds"`
 }
 
 // benchTransfer: issue 7's join of a 4th node.
@@ -424,13 +426,18 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 				x.Rate, x.BaselineP99Ms, x.BaselineOps, x.DuringP99Ms, o.aeMissing, x.DuringOps, x.DuringSeconds, x.DuringErrors, x.Ratio)
 			fmt.Fprintf(w, "      p99 of gets %.2f -> %.2f ms, of puts %.2f -> %.2f ms; that repair: node-3 holds every key %.2f s after restart, equal roots %.2f s\n",
 				x.BaselineGetP99Ms, x.DuringGetP99Ms, x.BaselinePutP99Ms, x.DuringPutP99Ms, x.SecondsToKeys, x.SecondsToEqual)
-			if len(x.DuringTimeline) > 0 {
-				parts := make([]string, len(x.DuringTimeline))
-				for i, v := range x.DuringTimeline {
+			timeline := func(what string, ms []float64) {
+				if len(ms) == 0 {
+					return
+				}
+				parts := make([]string, len(ms))
+				for i, v := range ms {
 					parts[i] = fmt.Sprintf("%.0f", v)
 				}
-				fmt.Fprintf(w, "      p99 ms per %.0f s from the restart: %s\n", x.TimelineSeconds, strings.Join(parts, " "))
+				fmt.Fprintf(w, "      p99 ms per %.0f s %s: %s\n", x.TimelineSeconds, what, strings.Join(parts, " "))
 			}
+			timeline("of the baseline", x.BaselineTimeline)
+			timeline("from the restart", x.DuringTimeline)
 		}
 	}
 	if t := r.Transfer; t != nil {
