@@ -68,6 +68,7 @@ type benchOpts struct {
 	lightRate       int
 	lightDuration   time.Duration
 	waitTimeout     time.Duration // bound of every wait for convergence
+	quietLimit      time.Duration // bound of every wait for quiet nodes (then go on)
 }
 
 // defaultBenchOpts are `make bench`'s sizes: about 15 minutes on 2 cores.
@@ -80,7 +81,7 @@ func defaultBenchOpts() benchOpts {
 		redisRequests: 100000, redisKeys: 100000, redisClients: 50, redisPipelines: []int{1, 16},
 		hintKeys: 100000, aeKeys: 1000000, aeMissing: 100000, aeInterval: 20 * time.Second,
 		loadConcurrency: 256, lightRate: 1000, lightDuration: time.Minute,
-		waitTimeout: 5 * time.Minute,
+		waitTimeout: 5 * time.Minute, quietLimit: 3 * time.Minute,
 	}
 }
 
@@ -89,7 +90,7 @@ func quickBenchOpts(o benchOpts) benchOpts {
 	o.duration, o.openDuration = 2*time.Second, 2*time.Second
 	o.keys, o.redisRequests, o.redisKeys = 5000, 20000, 5000
 	o.hintKeys, o.aeKeys, o.aeMissing, o.aeInterval = 5000, 50000, 5000, 5*time.Second
-	o.lightDuration, o.waitTimeout = 2*time.Second, 2*time.Minute
+	o.lightDuration, o.waitTimeout, o.quietLimit = 2*time.Second, 2*time.Minute, 20*time.Second
 	o.profile = false
 	return o
 }

@@ -153,14 +153,11 @@ type lightFigures struct {
 	timeline []benchutil.Bucket
 }
 
-// quietLimit bounds each wait for quiet nodes.
-const quietLimit = 3 * time.Minute
-
 // waitQuiet waits for bc's nodes to go quiet (see benchCluster.waitQuiet)
-// and says how long that took, or that they were not quiet by quietLimit
-// (the run goes on: the figures then carry that load).
+// and says how long that took, or that they were not quiet within
+// o.quietLimit (the run goes on: the figures then carry that load).
 func (b *bench) waitQuiet(ctx context.Context, bc *benchCluster, what string) {
-	took, err := bc.waitQuiet(ctx, quietLimit)
+	took, err := bc.waitQuiet(ctx, b.o.quietLimit)
 	if err != nil {
 		b.progress("%s: nodes not quiet, going on: %v", what, err)
 		return
