@@ -205,7 +205,7 @@ func newCluster(t *testing.T, edit func(*Config)) *cluster {
 	// push/pull, the reconnect loop) after the kernel may have given that
 	// port to a node of another cluster; without a label of its own the two
 	// clusters merge, and one takes the other's n3 for its own.
-	c.base.label = fmt.Sprintf("mnemo-test/%d/%d", os.Getpid(), clusterSeq.Add(1))
+	c.base.ClusterName = fmt.Sprintf("mnemo-test/%d/%d", os.Getpid(), clusterSeq.Add(1))
 	c.base.JoinRetry = 100 * time.Millisecond
 	c.base.Logger = zerolog.New(zerolog.ConsoleWriter{Out: c.log, NoColor: true, TimeFormat: "15:04:05.000"}).
 		With().Timestamp().Logger().Level(zerolog.DebugLevel)

@@ -121,17 +121,17 @@ type Config struct {
 	// by Join, retried until one reaches a peer or Close. Default 1 s.
 	JoinRetry time.Duration
 
+	// ClusterName, if set, is memberlist's Label: it prefixes every packet
+	// and stream, and a node drops those that carry another name (at most
+	// memberlist.LabelMaxSize bytes). Two clusters on one network, or the
+	// many test clusters of one machine, all with node ids n1, n2, n3,
+	// then cannot merge when one of them dials an address that now
+	// belongs to a node of the other. Every member must use the same.
+	ClusterName string
+
 	// wrapTransport, if set, wraps the network transport; tests use it to
 	// drop traffic (a partition, or a paused process).
 	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
-
-	// label, if set, is memberlist's Label: it prefixes every packet and
-	// stream, and a node drops those that carry another label (at most
-	// memberlist.LabelMaxSize bytes). Tests give each cluster its own, so
-	// that the many clusters a test run starts on 127.0.0.1, all with the
-	// node ids n1, n2, n3, cannot merge when one of them dials an address
-	// the kernel has since given to a node of another.
-	label string
 }
 
 // DefaultConfig returns a configuration for a LAN, based on memberlist's
@@ -192,6 +192,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("gossip: config: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
 
+	if len(c.ClusterName) > memberlist.LabelMaxSize {
+		bad("ClusterName", "is %d bytes, limit %d", len(c.ClusterName), memberlist.LabelMaxSize)
+	}
 	switch {
 	case c.NodeID == "":
 		bad("NodeID", "must not be empty")

@@ -241,7 +241,7 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 			mc.AdvertisePort = port
 		}
 	}
-	mc.Label = cfg.label
+	mc.Label = cfg.ClusterName
 	mc.Transport = nt
 	if cfg.wrapTransport != nil {
 		mc.Transport = cfg.wrapTransport(nt)

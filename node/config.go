@@ -100,6 +100,11 @@ type Config struct {
 	// than TombstoneGrace: refuse (the default) to start, rejoin-empty
 	// (move the data aside, rejoin as a new member), or keep it.
 	StaleData string
+	// ClusterName names the cluster on the gossip wire (--cluster-name):
+	// nodes drop gossip from nodes with another name, so two clusters on
+	// one network never merge. Every member must use the same; empty (the
+	// default) sends none.
+	ClusterName string
 	// GossipProfile is lan (memberlist's LAN timings) or local (loopback:
 	// deaths seen in about 2 s). Default local when every address is on
 	// loopback, else lan.
@@ -263,6 +268,9 @@ func (c Config) fieldErrors() []fieldError {
 	if !slices.Contains([]string{"auto", "json", "console"}, c.LogFormat) {
 		bad("log-format", "%q must be auto, json or console", c.LogFormat)
 	}
+	if len(c.ClusterName) > 255 {
+		bad("cluster-name", "is %d bytes, limit 255", len(c.ClusterName))
+	}
 	if !slices.Contains([]string{"", "lan", "local"}, c.GossipProfile) {
 		bad("gossip-profile", "%q must be lan or local", c.GossipProfile)
 	}
@@ -392,6 +400,7 @@ func Settings() []Setting {
 		str("stale-data", d.StaleData, "when away longer than tombstone-grace: refuse to start, rejoin-empty (data moved aside), or keep", func(c *Config, v string) { c.StaleData = v }),
 		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),
+		str("cluster-name", "", "cluster name on the gossip wire: nodes ignore gossip from another name (every member must use the same)", func(c *Config, v string) { c.ClusterName = v }),
 		str("gossip-profile", "", "failure-detector timings: lan, or local (loopback; default when all addresses are loopback)", func(c *Config, v string) { c.GossipProfile = v }),
 	}
 }

@@ -282,6 +282,7 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		gcfg = gossip.DefaultLocalConfig()
 	}
 	gcfg.NodeID = cfg.ID
+	gcfg.ClusterName = cfg.ClusterName
 	gcfg.BindAddr = cfg.Gossip
 	gcfg.Join = cfg.Join
 	gcfg.State = (*stateDelegate)(n)

@@ -304,3 +304,47 @@ func TestE2EBadInput(t *testing.T) {
 		t.Errorf("oversized trees: exit %d, stderr %q; want 2 and %q", code, errOut, want)
 	}
 }
+
+// A node started with another --cluster-name is kept out: the members
+// discard its gossip, so it never becomes one, and the cluster goes on
+// without it.
+func TestE2EClusterNameKeepsClustersApart(t *testing.T) {
+	c := startCluster(t, localcluster.Options{Nodes: 2, NodeArgs: func(i int) []string {
+		if i == 2 {
+			return []string{"--cluster-name", "another-cluster"}
+		}
+		return nil
+	}})
+	i, err := c.Add()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(i); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "node-1 discarding node-3's gossip", func() (bool, string) {
+		b, _ := os.ReadFile(c.Nodes[0].LogFile)
+		return bytes.Contains(b, []byte(`unacceptable label \"another-cluster\"`)), "nothing discarded in node-1's log yet"
+	})
+	cl, err := c.Client(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	st, err := cl.Status(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alive []string
+	for _, m := range st.Members {
+		if m.Liveness == "alive" {
+			alive = append(alive, m.ID)
+		}
+	}
+	if strings.Join(alive, ",") != "node-1,node-2" {
+		t.Fatalf("node-1 sees %v alive, want node-1 and node-2 only", alive)
+	}
+	if c.Nodes[i].Exited() {
+		t.Fatalf("node-3 exited: %s", c.Nodes[i].LogTail(5))
+	}
+}

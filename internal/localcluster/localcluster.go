@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,10 +88,18 @@ func (p *Proc) PID() int {
 
 // Cluster is a set of node processes.
 type Cluster struct {
-	opts  Options
+	opts Options
+	// name is the cluster's --cluster-name, unique per Cluster: test
+	// clusters on one machine all call their nodes node-1, node-2, ...,
+	// and a node dialing a port since taken by another cluster's node
+	// must not merge the two.
+	name  string
 	Nodes []*Proc
 	once  sync.Once
 }
+
+// clusterSeq numbers the clusters of this process, for their names.
+var clusterSeq atomic.Uint64
 
 // Build compiles mnemo into dir and returns the binary's path. With race
 // true it is built with the race detector.
@@ -172,7 +181,7 @@ func New(opts Options) (*Cluster, error) {
 	if opts.Binary == "" || opts.Dir == "" {
 		return nil, errors.New("localcluster: Binary and Dir are required")
 	}
-	c := &Cluster{opts: opts}
+	c := &Cluster{opts: opts, name: fmt.Sprintf("mnemo-local/%d/%d/%d", os.Getpid(), time.Now().UnixNano(), clusterSeq.Add(1))}
 	for range opts.Nodes {
 		if _, err := c.Add(); err != nil {
 			return nil, err
@@ -236,7 +245,7 @@ func (c *Cluster) Args(i int) []string {
 		join = append(join, q.Gossip)
 	}
 	args := []string{"node", "--id", p.ID, "--data", p.DataDir, "--rpc", p.RPC, "--gossip", p.Gossip,
-		"--join", strings.Join(join, ","), "--log-format", "json"}
+		"--join", strings.Join(join, ","), "--log-format", "json", "--cluster-name", c.name}
 	if p.HTTP != "" {
 		args = append(args, "--http", p.HTTP)
 	}
