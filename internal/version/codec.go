@@ -313,6 +313,20 @@ func (r *reader) bool() (bool, error) {
 	return false, r.fail("bool")
 }
 
+// dot reads an actor and a counter: a version vector entry or a
+// sibling's dot. The actor aliases the input.
+func (r *reader) dot() ([]byte, uint64, error) {
+	a, err := r.raw(MaxActorLen, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	c, err := r.uint()
+	if err != nil {
+		return nil, 0, err
+	}
+	return a, c, nil
+}
+
 func (r *reader) vv() (VV, error) {
 	n, err := r.arrayLen(2 * MaxVVEntries)
 	if err != nil || n%2 != 0 {
@@ -323,11 +337,7 @@ func (r *reader) vv() (VV, error) {
 	}
 	v := make(VV, n/2)
 	for i := range v {
-		a, err := r.raw(MaxActorLen, true)
-		if err != nil {
-			return nil, err
-		}
-		c, err := r.uint()
+		a, c, err := r.dot()
 		if err != nil {
 			return nil, err
 		}
@@ -360,14 +370,11 @@ func (r *reader) object() (*Object, error) {
 		if m, err := r.arrayLen(siblingFields); err != nil || m != siblingFields {
 			return nil, r.fail("sibling")
 		}
-		a, err := r.raw(MaxActorLen, true)
+		a, c, err := r.dot()
 		if err != nil {
 			return nil, err
 		}
-		s.Dot.Actor = Actor(a)
-		if s.Dot.Counter, err = r.uint(); err != nil {
-			return nil, err
-		}
+		s.Dot = Dot{Actor: Actor(a), Counter: c}
 		if s.Value, err = r.raw(math.MaxUint32, false); err != nil {
 			return nil, err
 		}

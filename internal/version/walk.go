@@ -34,11 +34,7 @@ func WalkEncoded(encoded []byte, v Visitor) error {
 	var stack [8]walkEntry
 	ctx := stack[:0]
 	for i := 0; i < n/2; i++ {
-		a, err := r.raw(MaxActorLen, true)
-		if err != nil {
-			return err
-		}
-		c, err := r.uint()
+		a, c, err := r.dot()
 		if err != nil {
 			return err
 		}
@@ -59,11 +55,7 @@ func WalkEncoded(encoded []byte, v Visitor) error {
 		if m, err := r.arrayLen(5); err != nil || m != 5 {
 			return r.fail("sibling")
 		}
-		a, err := r.raw(MaxActorLen, true)
-		if err != nil {
-			return err
-		}
-		c, err := r.uint()
+		a, c, err := r.dot()
 		if err != nil {
 			return err
 		}
