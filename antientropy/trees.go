@@ -60,20 +60,17 @@ func (t *Trees) Partitions() int { return len(t.parts) }
 func (t *Trees) Segments() int { return t.segments }
 
 // Changed implements store.Observer. It runs under the key's lock and does
-// O(1) work.
-func (t *Trees) Changed(p ring.Partition, segment uint32, key []byte, before, after *version.Object) {
-	if int(p) >= len(t.parts) || int(segment) >= t.segments {
-		return
-	}
-	old, cur := LeafHash(key, before), LeafHash(key, after)
-	if old == cur {
+// O(1) work: digest is LeafHash(key, before) XOR LeafHash(key, after),
+// computed by the store (whose Digest is LeafHash, as Build checks), and
+// toggling it toggles the old leaf out and the new one in.
+func (t *Trees) Changed(p ring.Partition, segment uint32, key []byte, before, after *version.Object, digest uint64) {
+	if int(p) >= len(t.parts) || int(segment) >= t.segments || digest == 0 {
 		return
 	}
 	pt := &t.parts[p]
 	pt.mu.Lock()
 	if pt.built {
-		pt.tree.Toggle(segment, old)
-		pt.tree.Toggle(segment, cur)
+		pt.tree.Toggle(segment, digest)
 	}
 	pt.mu.Unlock()
 }

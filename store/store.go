@@ -81,10 +81,12 @@ func ParseSyncMode(s string) (SyncMode, error) {
 // Observer learns of every change to stored data. The store calls Changed
 // after the change is committed, while it still holds the key's lock, so
 // calls for one key are serialized and in commit order. before is nil when
-// the key was absent. Changed must be quick and must not call back into the
+// the key was absent. digest is Options.Digest(key, before) XOR
+// Options.Digest(key, after), which the store computed for its summary (0
+// without a Digest). Changed must be quick and must not call back into the
 // store for the same key.
 type Observer interface {
-	Changed(p ring.Partition, segment uint32, key []byte, before, after *version.Object)
+	Changed(p ring.Partition, segment uint32, key []byte, before, after *version.Object, digest uint64)
 }
 
 // Options configure a store. Zero fields take the defaults shown.
@@ -513,9 +515,10 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: write: %w", err)
 		}
+		d := s.cells[ci].digest ^ c.digest
 		s.cells[ci] = c
 		s.cache.put(st, dk, after)
-		s.applied(p, seg, req.Key, before, after)
+		s.applied(p, seg, req.Key, before, after, d)
 		return after, func() error { return nil }, nil
 	}
 	// NB: the write is visible from here on, before its fsync, as with any
@@ -525,9 +528,10 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 		b.Close()
 		return nil, nil, fmt.Errorf("store: write: %w", err)
 	}
+	d := s.cells[ci].digest ^ c.digest
 	s.cells[ci] = c
 	s.cache.put(st, dk, after)
-	s.applied(p, seg, req.Key, before, after)
+	s.applied(p, seg, req.Key, before, after, d)
 	return after, func() error {
 		defer b.Close()
 		if err := b.SyncWait(); err != nil {
@@ -582,18 +586,19 @@ func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, afte
 	if err := b.Commit(s.writeOpt); err != nil {
 		return fmt.Errorf("store: write: %w", err)
 	}
+	d := s.cells[ci].digest ^ c.digest
 	s.cells[ci] = c
-	s.applied(p, seg, key, before, after)
+	s.applied(p, seg, key, before, after, d)
 	return nil
 }
 
 // applied updates the counts and tells the observer about a committed
 // change; the key's stripe is held.
-func (s *Store) applied(p ring.Partition, seg uint32, key []byte, before, after *version.Object) {
+func (s *Store) applied(p ring.Partition, seg uint32, key []byte, before, after *version.Object, digest uint64) {
 	s.adjustCounts(p, before, -1)
 	s.adjustCounts(p, after, +1)
 	if s.opts.Observer != nil {
-		s.opts.Observer.Changed(p, seg, key, before, after)
+		s.opts.Observer.Changed(p, seg, key, before, after, digest)
 	}
 }
 
@@ -826,6 +831,7 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 	type change struct {
 		i             int
 		before, after *version.Object
+		digest        uint64 // the change to its cell's digest
 	}
 	var changes []change
 	// Later items for the same key must see earlier ones: keep the
@@ -860,8 +866,9 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 		if !ok {
 			c = s.cells[ci]
 		}
-		staged[ci] = s.changed(c, it.Key, before, after)
-		changes = append(changes, change{i, before, after})
+		next := s.changed(c, it.Key, before, after)
+		staged[ci] = next
+		changes = append(changes, change{i, before, after, c.digest ^ next.digest})
 	}
 	if len(changes) == 0 {
 		return 0, nil
@@ -883,7 +890,7 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 	for _, c := range changes {
 		l := locs[c.i]
 		s.cache.put(l.stripe, l.dk, c.after)
-		s.applied(l.p, l.seg, items[c.i].Key, c.before, c.after)
+		s.applied(l.p, l.seg, items[c.i].Key, c.before, c.after, c.digest)
 	}
 	return len(changes), nil
 }
@@ -919,9 +926,10 @@ func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (delet
 		s.cache.forget(st, dk)
 		return false, fmt.Errorf("store: delete: %w", err)
 	}
+	d := s.cells[ci].digest ^ c.digest
 	s.cells[ci] = c
 	s.cache.put(st, dk, nil)
-	s.applied(p, seg, key, cur, nil)
+	s.applied(p, seg, key, cur, nil, d)
 	return true, nil
 }
 

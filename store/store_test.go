@@ -234,7 +234,7 @@ type recordingObserver struct {
 	changes []string
 }
 
-func (r *recordingObserver) Changed(p ring.Partition, seg uint32, key []byte, before, after *version.Object) {
+func (r *recordingObserver) Changed(p ring.Partition, seg uint32, key []byte, before, after *version.Object, _ uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changes = append(r.changes, fmt.Sprintf("%s:%v->%v", key, values(before), values(after)))
