@@ -712,3 +712,31 @@ func TestServerStats(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestServerWriteTimeout: a client that sends requests but never reads the
+// responses is disconnected once WriteTimeout passes without progress, so
+// it cannot pin the server's handlers and buffers.
+func TestServerWriteTimeout(t *testing.T) {
+	big := bytes.Repeat([]byte("r"), 256<<10)
+	srv, addr := startServer(t, ServerConfig{WriteTimeout: 200 * time.Millisecond}, func(_ context.Context, kind Kind, _ []byte) (Kind, []byte, error) {
+		return kind, big, nil
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	go func() {
+		var frame []byte
+		for id := uint64(1); id <= 200; id++ {
+			frame = AppendFrame(frame[:0], Header{ID: id, Kind: 1}, nil)
+			if _, err := nc.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, 10*time.Second, "server closes the non-reading connection", func() (bool, string) {
+		st := srv.Stats()
+		return st.ConnsAccepted == 1 && st.ConnsOpen == 0, fmt.Sprintf("%+v", st)
+	})
+}
