@@ -163,20 +163,24 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	}()
 
 	sopts := store.Options{
-		Dir:          cfg.Data,
-		NodeID:       cfg.ID,
-		Partitions:   cfg.Partitions,
-		Segments:     cfg.Segments,
-		Sync:         cfg.Sync,
-		SyncInterval: cfg.SyncInterval,
-		MaxKeySize:   cfg.MaxKeySize,
-		MaxValueSize: cfg.MaxValueSize,
-		CacheSize:    cfg.CacheSize,
-		Logger:       n.log,
+		Dir:             cfg.Data,
+		NodeID:          cfg.ID,
+		Partitions:      cfg.Partitions,
+		Segments:        cfg.Segments,
+		Sync:            cfg.Sync,
+		SyncInterval:    cfg.SyncInterval,
+		MaxKeySize:      cfg.MaxKeySize,
+		MaxValueSize:    cfg.MaxValueSize,
+		CacheSize:       cfg.CacheSize,
+		ObjectCacheSize: cfg.ObjectCacheSize,
+		Logger:          n.log,
 		// Kept with or without anti-entropy, so turning it on later finds
 		// the store's digests current.
 		Digest:     antientropy.LeafHash,
 		DigestName: antientropy.LeafHashName,
+	}
+	if cfg.ObjectCacheSize == 0 {
+		sopts.ObjectCacheSize = -1 // off; the store reads 0 as its default
 	}
 	var trees *antientropy.Trees
 	if cfg.AntiEntropy {
