@@ -61,7 +61,7 @@ type Config struct {
 	// CacheSize is Pebble's block cache in bytes. Default 32 MiB.
 	CacheSize int64
 	// ObjectCacheSize is the budget of the store's decoded-object cache in
-	// bytes (recent keys; 0 turns it off). Default 32 MiB.
+	// bytes (recent keys; 0 turns it off). Default 16 MiB.
 	ObjectCacheSize int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
@@ -138,7 +138,7 @@ func DefaultConfig() Config {
 		LogLevel:       "info",
 		LogFormat:      "auto",
 
-		ObjectCacheSize: 32 << 20,
+		ObjectCacheSize: 16 << 20,
 
 		TransferInterval: 2 * time.Second,
 		TransferRate:     64 << 20,

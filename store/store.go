@@ -117,12 +117,10 @@ type Options struct {
 	MemTableSize uint64
 	// ObjectCacheSize is the budget of the decoded-object cache in bytes
 	// of Go heap (recently written keys); negative disables it. Default
-	// 32 MiB: with the garbage collector's headroom it costs about twice
-	// that in RSS, and a node must stay under 200 MiB with 1M keys. It
-	// holds a 100k-key working set of 100-byte values; at 16 MiB half of
-	// it missed, and the read-before-write of each put then went to
-	// Pebble's tables (3.9 read syscalls per put instead of 0.9; 520 vs
-	// 268 us of CPU per put across 3 nodes at 64 MiB).
+	// 16 MiB: with the garbage collector's headroom it costs about twice
+	// that in RSS, and a node must stay under 200 MiB with 1M keys (32 MiB
+	// took the bench's nodes from 154 to 190 MiB, for no clear gain on
+	// uniformly random keys: see the README's Performance section).
 	ObjectCacheSize int64
 	// Observer, when set, sees every data change (anti-entropy trees).
 	Observer Observer
@@ -162,7 +160,7 @@ func (o *Options) setDefaults() {
 		o.MemTableSize = 16 << 20
 	}
 	if o.ObjectCacheSize == 0 {
-		o.ObjectCacheSize = 32 << 20
+		o.ObjectCacheSize = 16 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
