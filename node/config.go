@@ -47,6 +47,10 @@ type Config struct {
 	Sync store.SyncMode
 	// SyncInterval is how often batch mode fsyncs. Default 10ms.
 	SyncInterval time.Duration
+	// SyncMinGap is, in always mode, the least time between two fsyncs:
+	// writes that come meanwhile share the next (0: fsync at once).
+	// Default 500us.
+	SyncMinGap time.Duration
 	// Conflicts is the cluster's conflict mode. Default siblings.
 	Conflicts proto.Mode
 	// Timeout bounds a request when the caller sets none. Default 5s.
@@ -128,6 +132,7 @@ func DefaultConfig() Config {
 		W:              2,
 		Sync:           store.SyncAlways,
 		SyncInterval:   10 * time.Millisecond,
+		SyncMinGap:     500 * time.Microsecond,
 		Conflicts:      proto.ModeSiblings,
 		Timeout:        5 * time.Second,
 		MaxKeySize:     64 << 10,
@@ -224,6 +229,9 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.SyncInterval <= 0 {
 		bad("sync-interval", "%v must be positive", c.SyncInterval)
+	}
+	if c.SyncMinGap < 0 || c.SyncMinGap > 100*time.Millisecond {
+		bad("sync-min-gap", "%v must be in [0, 100ms]", c.SyncMinGap)
 	}
 	if c.MaxKeySize < 1 || c.MaxKeySize > 1<<20 {
 		bad("max-key-size", "%d must be in [1, 1MiB]", c.MaxKeySize)
@@ -370,6 +378,7 @@ func Settings() []Setting {
 			return nil
 		}},
 		dur("sync-interval", d.SyncInterval, "fsync interval in batch mode", func(c *Config, v time.Duration) { c.SyncInterval = v }),
+		dur("sync-min-gap", d.SyncMinGap, "in always mode, least time between two fsyncs; writes meanwhile share the next (0: fsync at once)", func(c *Config, v time.Duration) { c.SyncMinGap = v }),
 		{"conflicts", d.Conflicts.String(), "conflict mode: siblings (keep concurrent writes) or lww (last write wins)", func(c *Config, v string) error {
 			switch strings.TrimSpace(v) {
 			case "siblings":

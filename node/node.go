@@ -182,6 +182,10 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	if cfg.ObjectCacheSize == 0 {
 		sopts.ObjectCacheSize = -1 // off; the store reads 0 as its default
 	}
+	sopts.SyncMinGap = cfg.SyncMinGap
+	if cfg.SyncMinGap == 0 {
+		sopts.SyncMinGap = -1 // at once; the store reads 0 as its default
+	}
 	var trees *antientropy.Trees
 	if cfg.AntiEntropy {
 		// The trees watch every change from the first write on.

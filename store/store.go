@@ -107,6 +107,14 @@ type Options struct {
 	Sync SyncMode
 	// SyncInterval is how often SyncBatch fsyncs. Default 10ms.
 	SyncInterval time.Duration
+	// SyncMinGap is, with SyncAlways, the least time between two fsyncs of
+	// the WAL: writes that come meanwhile wait and share the next one
+	// (Pebble's WALMinSyncInterval). A write on a quiet store is synced at
+	// once; under load fewer, larger fsyncs leave more CPU to the writes.
+	// Default 500us: SDK puts (3,2,2, 64 callers) went from 42.8k to 50.1k
+	// per 10 s in alternating runs (250us: 43.6k, 1ms: 48.2k), CPU per put
+	// 12% lower. Negative: fsync as soon as asked.
+	SyncMinGap time.Duration
 	// MaxKeySize in bytes. Default 64 KiB.
 	MaxKeySize int
 	// MaxValueSize in bytes. Default 1 MiB.
@@ -146,6 +154,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = 10 * time.Millisecond
+	}
+	if o.SyncMinGap == 0 {
+		o.SyncMinGap = 500 * time.Microsecond
 	}
 	if o.MaxKeySize == 0 {
 		o.MaxKeySize = 64 << 10
@@ -233,6 +244,9 @@ func Open(opts Options) (*Store, error) {
 		MemTableSize:       opts.MemTableSize,
 		Logger:             pebbleLogger{opts.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
+	}
+	if gap := opts.SyncMinGap; gap > 0 && opts.Sync == SyncAlways {
+		popts.WALMinSyncInterval = func() time.Duration { return gap }
 	}
 	// Every write reads the key first (to version or merge it), and a new
 	// key's read misses: bloom filters answer most misses without touching

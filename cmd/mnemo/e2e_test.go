@@ -290,8 +290,8 @@ func TestE2EBadInput(t *testing.T) {
 	// Bad flags and config: one clear line per bad setting, exit 2.
 	conf := filepath.Join(t.TempDir(), "mnemo.conf")
 	os.WriteFile(conf, []byte("# a config file\nn = 3\nw = 4\nsync = sometimes\nbogus = 1\n"), 0o644)
-	_, errOut, code := cli(t, "node", "--config", conf, "--r", "nine", "--rpc", "nowhere")
-	for _, want := range []string{"--w: 4 must be in [1, n=3]", `--sync: "sometimes" is not always, batch or none`, "bogus: unknown setting", `--r: "nine" is not a whole number`, `--rpc: "nowhere" is not host:port`} {
+	_, errOut, code := cli(t, "node", "--config", conf, "--r", "nine", "--rpc", "nowhere", "--sync-min-gap", "1s")
+	for _, want := range []string{"--w: 4 must be in [1, n=3]", `--sync: "sometimes" is not always, batch or none`, "bogus: unknown setting", `--r: "nine" is not a whole number`, `--rpc: "nowhere" is not host:port`, "--sync-min-gap: 1s must be in [0, 100ms]"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("bad config: stderr lacks %q:\n%s", want, errOut)
 		}
