@@ -242,8 +242,10 @@ func (c Config) fieldErrors() []fieldError {
 	if c.ReadRepairWait < 0 {
 		bad("read-repair-wait", "%v must not be negative", c.ReadRepairWait)
 	}
-	if c.CacheSize < 1<<20 {
-		bad("cache-size", "%d must be at least 1MiB", c.CacheSize)
+	if c.CacheSize < 16<<20 {
+		// Pebble charges its memtables (4 MiB, and those being flushed)
+		// to the block cache: below this it would hold few blocks or none.
+		bad("cache-size", "%d must be at least 16MiB (Pebble counts its memtables against it)", c.CacheSize)
 	}
 	if c.ObjectCacheSize < 0 {
 		bad("object-cache-size", "%d must not be negative (0: off)", c.ObjectCacheSize)
