@@ -138,6 +138,15 @@ type Node struct {
 
 // New opens the node's store, binds its ports, joins the cluster and starts
 // serving. The caller must Close it.
+// zeroIsOff maps a node setting where 0 means off to the store's spelling
+// of off (negative): the store reads 0 as "use the default".
+func zeroIsOff[T ~int64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
 func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -172,19 +181,13 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		MaxKeySize:      cfg.MaxKeySize,
 		MaxValueSize:    cfg.MaxValueSize,
 		CacheSize:       cfg.CacheSize,
-		ObjectCacheSize: cfg.ObjectCacheSize,
+		ObjectCacheSize: zeroIsOff(cfg.ObjectCacheSize),
+		SyncMinGap:      zeroIsOff(cfg.SyncMinGap),
 		Logger:          n.log,
 		// Kept with or without anti-entropy, so turning it on later finds
 		// the store's digests current.
 		Digest:     antientropy.LeafHash,
 		DigestName: antientropy.LeafHashName,
-	}
-	if cfg.ObjectCacheSize == 0 {
-		sopts.ObjectCacheSize = -1 // off; the store reads 0 as its default
-	}
-	sopts.SyncMinGap = cfg.SyncMinGap
-	if cfg.SyncMinGap == 0 {
-		sopts.SyncMinGap = -1 // at once; the store reads 0 as its default
 	}
 	var trees *antientropy.Trees
 	if cfg.AntiEntropy {

@@ -135,7 +135,8 @@ type Options struct {
 	// 16 MiB: with the garbage collector's headroom it costs about twice
 	// that in RSS, and a node must stay under 200 MiB with 1M keys (32 MiB
 	// took the bench's nodes from 154 to 190 MiB, for no clear gain on
-	// uniformly random keys: see the README's Performance section).
+	// uniformly random keys, measured while the block cache still held
+	// nothing: see the README's Performance section).
 	ObjectCacheSize int64
 	// Observer, when set, sees every data change (anti-entropy trees).
 	Observer Observer
