@@ -292,10 +292,18 @@ func TestPeriodicExchange(t *testing.T) {
 	sameData(t, a, b)
 	testutil.Eventually(t, 20*time.Second, "rounds recorded", func() (bool, string) {
 		sa, sb := a.ae.Stats(), b.ae.Stats()
-		return sa.Exchanges >= 8 && len(sb.Pairs) == 8, fmt.Sprintf("a: %d exchanges; b: %d pairs", sa.Exchanges, len(sb.Pairs))
+		return sa.Exchanges >= 6*8 && len(sb.Pairs) == 8, fmt.Sprintf("a: %d exchanges; b: %d pairs", sa.Exchanges, len(sb.Pairs))
 	})
-	if a.ae.Stats().Repairs == 0 {
-		t.Fatal("a (the lower id) repaired nothing")
+	// Nobody called ExchangeNow: the periodic rounds did the repairs. Which
+	// side repaired a given partition depends on scheduling (b steps in
+	// when a's round is late by an Interval, as on a loaded CI machine), so
+	// the test asserts the sum, and that the lower id led the rounds.
+	sa, sb := a.ae.Stats(), b.ae.Stats()
+	if sa.Repairs+sb.Repairs == 0 {
+		t.Fatalf("no periodic round repaired anything: a %+v, b %+v", sa, sb)
+	}
+	if sa.Exchanges <= sb.Exchanges {
+		t.Fatalf("a (the lower id, every Interval) initiated %d exchanges, b (every 2 Intervals) %d", sa.Exchanges, sb.Exchanges)
 	}
 }
 
