@@ -55,7 +55,13 @@ type testCluster struct {
 
 	// bytes counts every message both ways (payload plus the wire's
 	// 16-byte header); calls counts requests by kind.
-	bytes     atomic.Int64
+	bytes atomic.Int64
+	// waitBytes counts, within bytes, the roots calls (both ways) every
+	// partition of which the responder answered not built yet or busy:
+	// an initiator polling, every RetryDelay, a peer whose trees are still
+	// building or whose partitions another exchange is repairing, however
+	// long that takes.
+	waitBytes atomic.Int64
 	calls     sync.Map // wire.Kind -> *atomic.Int64
 	kindBytes sync.Map // wire.Kind -> *[3]atomic.Int64 (request bytes, reply bytes, nanoseconds)
 }
@@ -254,6 +260,12 @@ func (v *nodeView) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, pay
 	if err == nil {
 		v.c.bytes.Add(int64(len(resp) + frameHeader))
 		kb.(*[3]atomic.Int64)[1].Add(int64(len(resp) + frameHeader))
+		if kind == KindRoots {
+			if r, derr := decodeRootsReply(resp); derr == nil && len(r.Status) > 0 &&
+				!slices.ContainsFunc(r.Status, func(s byte) bool { return s != statusNotReady && s != statusBusy }) {
+				v.c.waitBytes.Add(int64(len(payload) + len(resp) + 2*frameHeader))
+			}
+		}
 	}
 	return resp, err
 }

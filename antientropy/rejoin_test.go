@@ -38,6 +38,7 @@ type rejoinFigures struct {
 	missing, missingBytes int
 	received              uint64        // objects node c received, in either role
 	bytes                 int64         // all anti-entropy messages from the triggers on
+	waitBytes             int64         // those of bytes that polled a peer building its trees or busy
 	took                  time.Duration // from the start of c's build to equal roots
 }
 
@@ -69,7 +70,7 @@ func rejoin(t testing.TB, keys, q int) rejoinFigures {
 	var once sync.Once
 	unlock := func() { once.Do(hold) }
 	t.Cleanup(unlock) // before the cluster stops, should the test fail early
-	before := c.bytes.Load()
+	before, waitBefore := c.bytes.Load(), c.waitBytes.Load()
 	a.ae.NodeRejoined("c")
 	b.ae.NodeRejoined("c")
 	cn.ae.NodeRejoined("a") // c sees a and b alive after its restart
@@ -106,10 +107,11 @@ func rejoin(t testing.TB, keys, q int) rejoinFigures {
 	})
 	sameData(t, a, cn)
 	sameData(t, b, cn)
-	f.missing, f.missingBytes, f.received, f.bytes = len(missing), missingBytes, cn.ae.Stats().KeysReceived, c.bytes.Load()-before
-	t.Logf("equal roots %v after c's build was let go; c received %d objects for %d missing (%.3f each); %d bytes on the network, %.3f per missing byte; a sent %d, b %d;%s",
+	f.missing, f.missingBytes, f.received = len(missing), missingBytes, cn.ae.Stats().KeysReceived
+	f.bytes, f.waitBytes = c.bytes.Load()-before, c.waitBytes.Load()-waitBefore
+	t.Logf("equal roots %v after c's build was let go; c received %d objects for %d missing (%.3f each); %d bytes on the network, %.3f per missing byte (%d of them polls answered not built or busy; without: %.3f); a sent %d, b %d;%s",
 		f.took.Round(time.Millisecond), f.received, f.missing, float64(f.received)/float64(f.missing), f.bytes, float64(f.bytes)/float64(f.missingBytes),
-		a.ae.Stats().KeysSent, b.ae.Stats().KeysSent, c.traffic())
+		f.waitBytes, float64(f.bytes-f.waitBytes)/float64(f.missingBytes), a.ae.Stats().KeysSent, b.ae.Stats().KeysSent, c.traffic())
 	return f
 }
 
@@ -127,7 +129,13 @@ func TestRejoinRepairsOnce(t *testing.T) {
 	if limit := f.missing + f.missing/10; f.received > uint64(limit) {
 		t.Errorf("c received %d objects for %d missing, want at most %d", f.received, f.missing, limit)
 	}
-	if ratio := float64(f.bytes) / float64(f.missingBytes); ratio > 1.5 {
-		t.Errorf("%.3f bytes per missing byte, want <= 1.5", ratio)
+	// Polls answered "not built" or "busy" are left out of the ratio: with
+	// this test's 10 ms RetryDelay their bytes grow with the wall time of
+	// c's build and of the repair another exchange holds the lease for
+	// (up to 0.35 B/B when the race detector runs on a loaded machine),
+	// not with the data; at the default 500 ms they are a few hundred
+	// bytes, and the bench's figure (1.2 B/B) counts everything.
+	if ratio := float64(f.bytes-f.waitBytes) / float64(f.missingBytes); ratio > 1.5 {
+		t.Errorf("%.3f bytes per missing byte besides the polls, want <= 1.5", ratio)
 	}
 }
