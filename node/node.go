@@ -202,6 +202,7 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	if n.store, err = n.checkStale(st, sopts); err != nil {
 		return nil, err
 	}
+	n.metrics.reg.MustRegister(n.store.Collector())
 	if err := n.markAlive(); err != nil {
 		return nil, err
 	}

@@ -39,7 +39,9 @@ type cacheShard struct {
 	head   int
 	bytes  int64
 	budget int64
-	_      [24]byte // keep shards on separate cache lines
+	// hits and misses count get's answers (Collector sums them).
+	hits, misses uint64
+	_            [48]byte // 128 bytes: shards on separate cache lines
 }
 
 type cacheEntry struct {
@@ -75,9 +77,25 @@ func (c *objectCache) get(stripe int, dk []byte) (*version.Object, bool) {
 	defer s.mu.Unlock()
 	e, ok := s.m[string(dk)]
 	if !ok {
+		s.misses++
 		return nil, false
 	}
+	s.hits++
 	return e.obj, true
+}
+
+// stats returns the hits and misses of get so far (zeros without a cache).
+func (c *objectCache) stats() (hits, misses uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		hits, misses = hits+s.hits, misses+s.misses
+		s.mu.Unlock()
+	}
+	return hits, misses
 }
 
 // put caches obj (nil: absent) for dk. The key's stripe must be held.

@@ -219,6 +219,11 @@ type Store struct {
 	// cache holds recently written objects; see objectCache.
 	cache *objectCache
 
+	// stalls counts Pebble's write stalls; scrape keeps Close from closing
+	// the DB under a metrics scrape (metrics.go).
+	stalls *stalls
+	scrape sync.Mutex
+
 	// cells are the summary (summary.go), each guarded by its stripe;
 	// cellBits is log2(len(cells)).
 	cells    []cell
@@ -253,6 +258,8 @@ func Open(opts Options) (*Store, error) {
 		Logger:             pebbleLogger{opts.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 	}
+	stl := &stalls{}
+	popts.EventListener = stl.listener(opts.Logger)
 	if gap := opts.SyncMinGap; gap > 0 && opts.Sync == SyncAlways {
 		popts.WALMinSyncInterval = func() time.Duration { return gap }
 	}
@@ -275,6 +282,7 @@ func Open(opts Options) (*Store, error) {
 		tombs:   make([]atomic.Int64, opts.Partitions),
 		stop:    make(chan struct{}),
 		cache:   newObjectCache(opts.ObjectCacheSize),
+		stalls:  stl,
 	}
 	s.cellBits = max(stripeBits, s.qBits+s.segBits)
 	switch opts.Sync {
@@ -790,6 +798,8 @@ func (s *Store) Close() error {
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		s.opts.Logger.Warn().Err(err).Msg("final wal sync")
 	}
+	s.scrape.Lock() // a scrape in progress ends; later ones see closed
+	defer s.scrape.Unlock()
 	return s.db.Close()
 }
 
