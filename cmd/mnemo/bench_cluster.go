@@ -8,10 +8,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,7 +121,7 @@ func (bc *benchCluster) client(idx ...int) (*client.Client, error) {
 func (bc *benchCluster) procs() []benchProc {
 	var out []benchProc
 	for _, p := range bc.Nodes {
-		out = append(out, benchProc{name: p.ID, pid: p.PID})
+		out = append(out, benchProc{name: p.ID, pid: p.PID, admin: p.HTTP})
 	}
 	return out
 }
@@ -371,6 +374,53 @@ func (b *bench) load(ctx context.Context, cl *client.Client, prefix string, seed
 type benchProc struct {
 	name string
 	pid  func() int
+	// admin is the node's admin HTTP address ("" for other processes):
+	// its /metrics gives the store's WAL fsyncs and write stalls.
+	admin string
+}
+
+// benchStoreStat is what a node's /metrics says of its store so far.
+type benchStoreStat struct {
+	ok            bool
+	fsyncs        float64 // WAL fsyncs
+	fsyncSeconds  float64 // their total time
+	stallSeconds  float64 // time writes were stalled
+	pebbleStalled float64 // write stalls
+}
+
+// readStoreStat scrapes the store's figures from a node's /metrics.
+func readStoreStat(admin string) benchStoreStat {
+	if admin == "" {
+		return benchStoreStat{}
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return benchStoreStat{}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return benchStoreStat{}
+	}
+	e := string(body)
+	st := benchStoreStat{fsyncs: metricValue(e, "mnemo_store_wal_fsync_seconds_count"), fsyncSeconds: metricValue(e, "mnemo_store_wal_fsync_seconds_sum"),
+		stallSeconds: metricValue(e, "mnemo_store_write_stall_seconds_total"), pebbleStalled: metricValue(e, "mnemo_store_write_stalls_total")}
+	st.ok = st.fsyncs >= 0 && st.fsyncSeconds >= 0 && st.stallSeconds >= 0 && st.pebbleStalled >= 0
+	return st
+}
+
+// metricValue returns the value of the unlabelled series name in a
+// Prometheus text exposition, or -1 when it is absent.
+func metricValue(exposition, name string) float64 {
+	for line := range strings.SplitSeq(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // benchMeter measures one phase's CPU and memory: of the processes given, of
@@ -381,6 +431,7 @@ type benchMeter struct {
 	procs  []benchProc
 	pids   []int
 	before []benchutil.ProcStat
+	stores []benchStoreStat
 	self   benchutil.ProcStat
 	mach   benchutil.MachineCPU
 	t0     time.Time
@@ -396,6 +447,7 @@ func (b *bench) startMeter(name string, procs []benchProc) *benchMeter {
 		}
 		m.pids = append(m.pids, pid)
 		m.before = append(m.before, st)
+		m.stores = append(m.stores, readStoreStat(p.admin))
 	}
 	m.self, _ = benchutil.ReadProc(0)
 	m.mach, _ = benchutil.ReadMachineCPU()
@@ -430,8 +482,16 @@ func (m *benchMeter) stop(ops int, childCPU time.Duration) benchPhaseResources {
 		}
 		cpu := st.CPU - before.CPU
 		ours += cpu
-		r.Procs = append(r.Procs, benchProcFigures{Name: p.name, CPUSeconds: cpu.Seconds(), CPUPer1kOps: per1k(cpu),
-			RSSMiB: benchMiB(st.RSS), PeakRSSMiB: benchMiB(st.PeakRSS)})
+		f := benchProcFigures{Name: p.name, CPUSeconds: cpu.Seconds(), CPUPer1kOps: per1k(cpu),
+			RSSMiB: benchMiB(st.RSS), PeakRSSMiB: benchMiB(st.PeakRSS)}
+		if s0, s1 := m.stores[i], readStoreStat(p.admin); s0.ok && s1.ok && pid == m.pids[i] {
+			f.WALFsyncs = int64(s1.fsyncs - s0.fsyncs)
+			if f.WALFsyncs > 0 {
+				f.WALFsyncMeanMs = 1000 * (s1.fsyncSeconds - s0.fsyncSeconds) / float64(f.WALFsyncs)
+			}
+			f.WriteStalls, f.WriteStallSeconds = int64(s1.pebbleStalled-s0.pebbleStalled), s1.stallSeconds-s0.stallSeconds
+		}
+		r.Procs = append(r.Procs, f)
 	}
 	self, _ := benchutil.ReadProc(0)
 	driver := self.CPU - m.self.CPU + childCPU

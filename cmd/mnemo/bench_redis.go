@@ -89,7 +89,7 @@ func (b *bench) redisPhases(ctx context.Context, bc *benchCluster) error {
 		if err != nil {
 			return err
 		}
-		err = b.redisRuns(ctx, rbench, "redis", cfg.name, cfg.fsync, srv.addr, []benchProc{{"redis-server", srv.pid}}, nil)
+		err = b.redisRuns(ctx, rbench, "redis", cfg.name, cfg.fsync, srv.addr, []benchProc{{name: "redis-server", pid: srv.pid}}, nil)
 		srv.stop()
 		if err != nil {
 			return err

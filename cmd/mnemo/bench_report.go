@@ -139,6 +139,12 @@ type benchProcFigures struct {
 	CPUPer1kOps float64 `json:"cpu_s_per_1k_ops"`
 	RSSMiB      float64 `json:"rss_mib"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	// The store's WAL fsyncs during the phase and their mean latency,
+	// and its write stalls (from the node's /metrics).
+	WALFsyncs         int64   `json:"wal_fsyncs,omitempty"`
+	WALFsyncMeanMs    float64 `json:"wal_fsync_mean_ms,omitempty"`
+	WriteStalls       int64   `json:"write_stalls,omitempty"`
+	WriteStallSeconds float64 `json:"write_stall_s,omitempty"`
 }
 
 // nodesCPUPer1k sums the nodes' CPU per 1,000 operations.
@@ -481,6 +487,7 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 			tw.addf("%s%.3f\t%.3f\t%.2f\t\n", line, x.nodesCPUPer1k(), x.DriverCPUPer1kOps, x.OtherBusyCores)
 		}
 		flush()
+		writeWALTable(w, r.Resources)
 	}
 	for _, p := range r.Profiles {
 		fmt.Fprintf(w, "\nCPU profile of %s during %s: %s\n", p.Node, p.Phase, p.File)
@@ -547,4 +554,56 @@ func (t *textTable) flush() {
 		fmt.Fprintln(t.w, strings.TrimRight(b.String(), " "))
 	}
 	t.rows = nil
+}
+
+// writeWALTable prints, for the phases in which the nodes fsynced their
+// write-ahead logs, each node's fsyncs per second and their mean latency,
+// and the time writes were stalled: what a --sync always write waits for.
+func writeWALTable(w io.Writer, res []benchPhaseResources) {
+	var names []string
+	seen := map[string]bool{}
+	var rows []benchPhaseResources
+	for _, x := range res {
+		fsynced := false
+		for _, p := range x.Procs {
+			if p.WALFsyncs > 0 {
+				fsynced = true
+				if !seen[p.Name] {
+					seen[p.Name] = true
+					names = append(names, p.Name)
+				}
+			}
+		}
+		if fsynced {
+			rows = append(rows, x)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nWAL fsyncs per phase, from each node's /metrics: fsyncs per second / mean fsync ms (a --sync always write waits for one; all nodes share one disk); write stalls")
+	hdr := "phase\t"
+	for _, n := range names {
+		hdr += n + "\t"
+	}
+	tw := newTextTable(w, 1)
+	tw.add(hdr + "stalls\tstalled s\t")
+	for _, x := range rows {
+		line := x.Phase + "\t"
+		var stalls int64
+		var stalled float64
+		for _, n := range names {
+			cell := "\t"
+			for _, p := range x.Procs {
+				if p.Name == n && x.Seconds > 0 {
+					cell = fmt.Sprintf("%.0f / %.2f\t", float64(p.WALFsyncs)/x.Seconds, p.WALFsyncMeanMs)
+					stalls += p.WriteStalls
+					stalled += p.WriteStallSeconds
+				}
+			}
+			line += cell
+		}
+		tw.addf("%s%d\t%.2f\t\n", line, stalls, stalled)
+	}
+	tw.flush()
 }

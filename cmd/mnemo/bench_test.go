@@ -75,6 +75,23 @@ func TestBenchSmoke(t *testing.T) {
 	if len(rep.Resources) == 0 || len(rep.Resources[0].Procs) != 3 {
 		t.Errorf("resources: %+v", rep.Resources)
 	}
+	// The SDK puts run --sync always: every node fsynced its WAL, and the
+	// figures come from its /metrics.
+	found := false
+	for _, x := range rep.Resources {
+		if x.Phase != "sdk put 3,2,2" {
+			continue
+		}
+		found = true
+		for _, p := range x.Procs {
+			if p.WALFsyncs < 1 || p.WALFsyncMeanMs <= 0 || p.WALFsyncMeanMs > 10_000 {
+				t.Errorf("%s during %s: %d WAL fsyncs, mean %.3f ms", p.Name, x.Phase, p.WALFsyncs, p.WALFsyncMeanMs)
+			}
+		}
+	}
+	if !found {
+		t.Error("no resources of the phase sdk put 3,2,2")
+	}
 	b, err := os.ReadFile(o.out)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,20 +247,6 @@ func TestE2EReplicatedStore(t *testing.T) {
 		}
 	}
 	t.Logf("node-1: %v WAL fsyncs, mean %.3f ms", fsyncs, 1000*sum/fsyncs)
-}
-
-// metricValue returns the value of the unlabelled series name in a
-// Prometheus text exposition, or -1 when it is absent.
-func metricValue(exposition, name string) float64 {
-	for line := range strings.SplitSeq(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
-		}
-	}
-	return -1
 }
 
 func TestE2ELastWriteWins(t *testing.T) {
