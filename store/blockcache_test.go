@@ -71,3 +71,37 @@ func TestBlockCacheHoldsBlocks(t *testing.T) {
 		t.Fatalf("block cache holds %d blocks, hit rate %.1f%%: reads go to the files", m.BlockCache.Count, 100*rate)
 	}
 }
+
+// jittered spreads memtable sizes over [1-j, 1+j] of the size asked, and
+// leaves them alone when jitter is off; Open uses a different draw per
+// store, so replicas taking the same writes do not flush in step.
+func TestMemTableJitter(t *testing.T) {
+	const size = 4 << 20
+	if got := jittered(size, 0.25, 0); got != 3<<20 {
+		t.Fatalf("lowest draw: %d, want %d", got, 3<<20)
+	}
+	if got := jittered(size, 0.25, 0.999999); got < 5<<20-64 || got > 5<<20 {
+		t.Fatalf("highest draw: %d, want just under %d", got, 5<<20)
+	}
+	for _, j := range []float64{-1, 0, 0.5, 2} {
+		if got := jittered(size, j, 0.9); got != size {
+			t.Fatalf("jitter %v: %d, want the size unchanged", j, got)
+		}
+	}
+	seen := map[uint64]bool{}
+	for range 20 {
+		s, err := Open(Options{Dir: t.TempDir(), NodeID: "n1", Sync: SyncNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.memTable < 3<<20 || s.memTable >= 5<<20 {
+			t.Fatalf("memtable size %d outside [3, 5) MiB", s.memTable)
+		}
+		seen[s.memTable] = true
+		s.Close()
+	}
+	t.Logf("%d distinct memtable sizes in 20 opens", len(seen))
+	if len(seen) < 2 {
+		t.Fatal("20 stores opened with the default jitter all got the same memtable size")
+	}
+}
