@@ -22,18 +22,19 @@ type stalls struct {
 	count atomic.Int64
 	nanos atomic.Int64
 	began atomic.Int64 // UnixNano of the stall in progress; 0 when none
+	now   func() time.Time
 }
 
 func (st *stalls) listener(log zerolog.Logger) *pebble.EventListener {
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			st.count.Add(1)
-			st.began.Store(time.Now().UnixNano())
+			st.began.Store(st.now().UnixNano())
 			log.Warn().Str("component", "pebble").Str("reason", info.Reason).Msg("write stall: writes wait for a flush or compaction")
 		},
 		WriteStallEnd: func() {
 			if b := st.began.Swap(0); b != 0 {
-				st.nanos.Add(time.Now().UnixNano() - b)
+				st.nanos.Add(st.now().UnixNano() - b)
 			}
 		},
 	}
@@ -105,7 +106,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWALBytes, float64(m.WAL.BytesWritten))
 	stallNanos := s.stalls.nanos.Load()
 	if b := s.stalls.began.Load(); b != 0 {
-		stallNanos += max(0, time.Now().UnixNano()-b)
+		stallNanos += max(0, s.stalls.now().UnixNano()-b)
 	}
 	counter(descStalls, float64(s.stalls.count.Load()))
 	counter(descStallSecs, float64(stallNanos)/1e9)

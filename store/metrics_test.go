@@ -127,13 +127,11 @@ func TestCollector(t *testing.T) {
 // TestStallAccounting: Pebble's stall events count stalls and the time
 // writes spent in them, including a stall still in progress.
 func TestStallAccounting(t *testing.T) {
-	var st stalls
+	clock := time.Unix(1_700_000_000, 0)
+	st := stalls{now: func() time.Time { return clock }}
 	l := st.listener(zerolog.Nop())
 	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
-	deadline := time.Now().Add(time.Second)
-	for st.began.Load() != 0 && time.Since(time.Unix(0, st.began.Load())) < 5*time.Millisecond && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond) // let the clock move past the stall's start
-	}
+	clock = clock.Add(5 * time.Millisecond)
 	l.WriteStallEnd()
 	if st.count.Load() != 1 || st.nanos.Load() < int64(5*time.Millisecond) || st.began.Load() != 0 {
 		t.Fatalf("after one stall of >= 5ms: count %d, %v stalled, in progress %v", st.count.Load(), time.Duration(st.nanos.Load()), st.began.Load() != 0)

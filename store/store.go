@@ -273,7 +273,7 @@ func Open(opts Options) (*Store, error) {
 		Logger:             pebbleLogger{opts.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 	}
-	stl := &stalls{}
+	stl := &stalls{now: opts.Now}
 	popts.EventListener = stl.listener(opts.Logger)
 	if gap := opts.SyncMinGap; gap > 0 && opts.Sync == SyncAlways {
 		popts.WALMinSyncInterval = func() time.Duration { return gap }
