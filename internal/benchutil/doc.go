@@ -1,7 +1,9 @@
 // Package benchutil holds the measuring pieces of `mnemo bench`: a latency
 // recorder with exact percentiles, closed-loop and open-loop load drivers,
-// readers of a process's CPU time and memory from /proc, and a parser of
-// redis-benchmark's CSV output.
+// readers of a process's CPU time and memory from /proc, a parser of
+// redis-benchmark's CSV output, and the little of a RESP client that
+// preloading a server before redis-benchmark needs (pipelined commands,
+// replies read and checked).
 //
 // It knows nothing about mnemo: an operation is a func the caller gives,
 // and a process is a pid. The caller owns every goroutine a driver starts;
