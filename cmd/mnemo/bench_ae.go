@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
@@ -203,18 +204,31 @@ const timelineWidth = 2 * time.Second
 // the rate, as two open loops.
 func (b *bench) lightLoad(ctx context.Context, cl *client.Client, d time.Duration, stop <-chan struct{}) lightFigures {
 	o := b.o
-	rate := float64(o.lightRate) / 2
+	key := func(rnd *rand.Rand) []byte { return benchKey("ae", rnd.IntN(o.aeKeys)) }
+	return b.mixedOpenLoop(ctx, cl, float64(o.lightRate), d, stop, key, nil, nil, o.seed)
+}
+
+// mixedOpenLoop runs gets and puts of the keys key draws through cl for d or
+// until stop closes, each as an open loop at half of rate (ops/s), gets
+// with getOpts and puts with putOpts (and client.Overwrite). A get of a
+// missing key fails. Worker w of the gets draws from the rand seeded with
+// (seed^"get", w), of the puts (seed^"put", w).
+func (b *bench) mixedOpenLoop(ctx context.Context, cl *client.Client, rate float64, d time.Duration, stop <-chan struct{},
+	key func(*rand.Rand) []byte, getOpts, putOpts []client.Option, seed uint64) lightFigures {
+	o := b.o
+	half := rate / 2
+	putOpts = append(slices.Clone(putOpts), client.Overwrite())
 	var lf lightFigures
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		lf.gets = benchutil.OpenLoopUntil(ctx, rate, d, 32, o.seed^0x676574, stop, func(ctx context.Context, rnd *rand.Rand) error {
-			_, err := cl.Get(ctx, benchKey("ae", rnd.IntN(o.aeKeys)))
+		lf.gets = benchutil.OpenLoopUntil(ctx, half, d, 32, seed^0x676574, stop, func(ctx context.Context, rnd *rand.Rand) error {
+			_, err := cl.Get(ctx, key(rnd), getOpts...)
 			return err
 		})
 	}()
-	lf.puts = benchutil.OpenLoopUntil(ctx, rate, d, 32, o.seed^0x707574, stop, func(ctx context.Context, rnd *rand.Rand) error {
-		_, err := cl.Put(ctx, benchKey("ae", rnd.IntN(o.aeKeys)), benchValue(rnd, o.valueSize), client.Overwrite())
+	lf.puts = benchutil.OpenLoopUntil(ctx, half, d, 32, seed^0x707574, stop, func(ctx context.Context, rnd *rand.Rand) error {
+		_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.valueSize), putOpts...)
 		return err
 	})
 	<-done

@@ -118,27 +118,12 @@ func (b *bench) redisRuns(ctx context.Context, rbench, server, config string, fs
 				// Roughly the length of the run at the SDK's put rate.
 				prof = b.profile(ctx, bc, 0, phase, o.duration)
 			}
-			m := b.startMeter(phase, procs)
-			rctx, cancel := context.WithTimeout(ctx, 2*o.waitTimeout)
-			cmd := exec.CommandContext(rctx, rbench, args...)
-			var out, errb bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errb
-			err := cmd.Run()
-			cancel()
-			var child time.Duration
-			if cmd.ProcessState != nil {
-				child = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-			}
-			m.stop(o.redisRequests, child)
+			res, _, err := b.redisBenchmark(ctx, rbench, phase, args, procs, o.redisRequests)
 			if prof != nil {
 				prof()
 			}
 			if err != nil {
-				return fmt.Errorf("%s: redis-benchmark %s: %v: %s", phase, strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-			}
-			res, err := benchutil.ParseRedisBenchmarkCSV(&out)
-			if err != nil {
-				return fmt.Errorf("%s: %w (stderr: %s)", phase, err, strings.TrimSpace(errb.String()))
+				return err
 			}
 			for _, x := range res {
 				row := benchRedisRow{Server: server, Config: config, Fsync: fsync, Test: strings.ToUpper(x.Test), Pipeline: p,
@@ -149,6 +134,46 @@ func (b *bench) redisRuns(ctx context.Context, rbench, server, config string, fs
 		}
 	}
 	return nil
+}
+
+// redisBenchmark runs redis-benchmark with args (which must include --csv)
+// as the phase called phase, metering procs over it; ops is the requests
+// it makes (-n). It returns the parsed CSV lines and the phase's resources
+// (also added to the report).
+func (b *bench) redisBenchmark(ctx context.Context, rbench, phase string, args []string, procs []benchProc, ops int) ([]benchutil.RedisResult, benchPhaseResources, error) {
+	m := b.startMeter(phase, procs)
+	rctx, cancel := context.WithTimeout(ctx, 2*b.o.waitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, rbench, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var child time.Duration
+	if cmd.ProcessState != nil {
+		child = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	res := m.stop(ops, child)
+	if err != nil {
+		return nil, res, fmt.Errorf("%s: redis-benchmark %s: %v: %s", phase, benchShortArgs(args), err, strings.TrimSpace(errb.String()))
+	}
+	rows, err := benchutil.ParseRedisBenchmarkCSV(&out)
+	if err != nil {
+		return nil, res, fmt.Errorf("%s: %w (stderr: %s)", phase, err, strings.TrimSpace(errb.String()))
+	}
+	return rows, res, nil
+}
+
+// benchShortArgs joins args for an error message, each cut to 40 bytes
+// (a custom command's value would fill the line).
+func benchShortArgs(args []string) string {
+	short := make([]string, len(args))
+	for i, a := range args {
+		if len(a) > 40 {
+			a = a[:37] + "..."
+		}
+		short[i] = a
+	}
+	return strings.Join(short, " ")
 }
 
 // benchRedisRatios pairs mnemo's and redis's rows; sdkSync is the --sync mnemo
