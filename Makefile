@@ -33,12 +33,16 @@ test: build tools
 demo: build
 	$(BIN) demo
 
-# make bench: the figures of issues 3, 4, 6 and 7 in one run (~11-15 min on
-# 2 cores): SDK latency and throughput, redis-benchmark against mnemo's
+# make bench: the figures of issues 3, 4, 6, 7 and 12 in one run (~20-25 min
+# on 2 cores): SDK latency and throughput, redis-benchmark against mnemo's
 # RESP port and a local redis-server, RSS and CPU per 1,000 ops, hint
-# replay, anti-entropy and ownership-transfer figures. Installs Debian's
-# redis-server and redis-tools when missing. BENCHFLAGS adds flags, e.g.
-# BENCHFLAGS=--quick or BENCHFLAGS="--only ae,transfer". Go microbenchmarks:
+# replay, anti-entropy and ownership-transfer figures, and the peer
+# comparison (mnemo, Olric v0.7.4, redis-server in alternating rounds).
+# Installs Debian's redis-server and redis-tools when missing. Olric:
+# MNEMO_BENCH_OLRIC=/path/to/olric-server, else the bench go-installs it
+# into .bench-tools/ (without it the table says why Olric is missing).
+# BENCHFLAGS adds flags, e.g. BENCHFLAGS=--quick or
+# BENCHFLAGS="--only ae,transfer,peer". Go microbenchmarks:
 # go test -run='^$$' -bench=. -benchmem ./...
 BENCHFLAGS ?=
 bench: build tools

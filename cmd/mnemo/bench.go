@@ -3,8 +3,9 @@ package main
 // `mnemo bench`: the numbers of issue 6 (and the rejoin figures of issues
 // 3, 4 and 7) from one run of real processes. This file holds the command,
 // its options, the run's order and the report; the phases are in
-// bench_sdk.go, bench_redis.go, bench_handoff.go, bench_ae.go and
-// bench_transfer.go, the cluster and /proc plumbing in bench_cluster.go.
+// bench_sdk.go, bench_redis.go, bench_handoff.go, bench_ae.go,
+// bench_transfer.go and bench_peer.go, the cluster and /proc plumbing in
+// bench_cluster.go.
 
 import (
 	"context"
@@ -28,7 +29,7 @@ import (
 func init() { extraCommands = append(extraCommands, benchCmd) }
 
 // benchPhases are the phase groups --only selects from, in run order.
-var benchPhases = []string{"sdk", "redis", "hints", "ae", "transfer"}
+var benchPhases = []string{"sdk", "redis", "hints", "ae", "transfer", "peer"}
 
 // benchOpts configure `mnemo bench`. Sizes are counts of keys or requests,
 // durations wall-clock time.
@@ -69,6 +70,11 @@ type benchOpts struct {
 	lightDuration   time.Duration
 	waitTimeout     time.Duration // bound of every wait for convergence
 	quietLimit      time.Duration // bound of every wait for quiet nodes (then go on)
+
+	// Peer comparison (also the redis-benchmark sizes above).
+	peerRounds       int           // rounds, each running every system once
+	peerOpenDuration time.Duration // each open loop of the light-load tail
+	olricBin         string        // olric-server to run; empty: go install it
 }
 
 // defaultBenchOpts are `make bench`'s sizes: about 15 minutes on 2 cores.
@@ -82,6 +88,7 @@ func defaultBenchOpts() benchOpts {
 		hintKeys: 100000, aeKeys: 1000000, aeMissing: 100000, aeInterval: 20 * time.Second,
 		loadConcurrency: 256, lightRate: 1000, lightDuration: time.Minute,
 		waitTimeout: 5 * time.Minute, quietLimit: 3 * time.Minute,
+		peerRounds: 2, peerOpenDuration: 20 * time.Second, olricBin: os.Getenv("MNEMO_BENCH_OLRIC"),
 	}
 }
 
@@ -91,6 +98,7 @@ func quickBenchOpts(o benchOpts) benchOpts {
 	o.keys, o.redisRequests, o.redisKeys = 5000, 20000, 5000
 	o.hintKeys, o.aeKeys, o.aeMissing, o.aeInterval = 5000, 50000, 5000, 5*time.Second
 	o.lightDuration, o.waitTimeout, o.quietLimit = 2*time.Second, 2*time.Minute, 20*time.Second
+	o.peerRounds, o.peerOpenDuration = 1, 3*time.Second
 	o.profile = false
 	return o
 }
@@ -118,6 +126,13 @@ func benchCmd() *cobra.Command {
             Merkle roots, bytes per missing byte), foreground p99 during
             the repair vs without
   transfer  add a 4th node to the ae cluster: time and MB/s, keys/s
+  peer      redis-benchmark SET and GET against mnemo (--sync none, then
+            --sync always), 3 Olric v0.7.4 nodes (DM.PUT/DM.GET, 3
+            replicas, quorums of 2) and redis-server, in --peer-rounds
+            alternating rounds with fresh processes: ops/s, p50, p99, CPU
+            per operation, RSS and the ratios mnemo/Olric, mnemo/redis;
+            then mnemo's light-load tail (SDK open loop at 200 and 1,000
+            ops/s). Olric: --olric-bin, else go install into .bench-tools/
 
 Every phase also reports each process's CPU seconds per 1,000 operations
 and RSS (from /proc). The clusters of the load-heavy phases (ae, transfer)
@@ -155,6 +170,10 @@ stdout and a JSON file; progress goes to stderr.`,
 						q.waitTimeout = o.waitTimeout
 					case "profile":
 						q.profile = o.profile
+					case "peer-rounds":
+						q.peerRounds = o.peerRounds
+					case "peer-open-duration":
+						q.peerOpenDuration = o.peerOpenDuration
 					}
 				})
 				o = q
@@ -195,6 +214,9 @@ stdout and a JSON file; progress goes to stderr.`,
 	f.IntVar(&o.lightRate, "light-rate", o.lightRate, "ops/s of the light foreground load (half gets, half puts) around the repair")
 	f.DurationVar(&o.lightDuration, "light-duration", o.lightDuration, "length of the light load's baseline (long enough to span the periodic anti-entropy rounds and Pebble flushes a repair window also spans)")
 	f.DurationVar(&o.waitTimeout, "wait-timeout", o.waitTimeout, "bound of each wait for a rejoin, repair or join to complete")
+	f.IntVar(&o.peerRounds, "peer-rounds", o.peerRounds, "rounds of the peer comparison, each running mnemo --sync none, mnemo --sync always, Olric and redis-server once")
+	f.DurationVar(&o.peerOpenDuration, "peer-open-duration", o.peerOpenDuration, "length of each open loop of the peer phase's light-load tail")
+	f.StringVar(&o.olricBin, "olric-bin", o.olricBin, "olric-server v0.7.4 for the peer phase (default $MNEMO_BENCH_OLRIC; unset: go install it into .bench-tools/ beside --dir)")
 	return cmd
 }
 
@@ -255,6 +277,7 @@ func runBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 			"redis_requests": o.redisRequests, "redis_keys": o.redisKeys, "redis_clients": o.redisClients, "redis_pipelines": o.redisPipelines,
 			"hint_keys": o.hintKeys, "ae_keys": o.aeKeys, "ae_missing": o.aeMissing, "ae_interval_s": o.aeInterval.Seconds(),
 			"load_concurrency": o.loadConcurrency, "light_rate": o.lightRate, "node_args": o.nodeArgs,
+			"peer_rounds": o.peerRounds, "peer_open_duration_s": o.peerOpenDuration.Seconds(), "olric_bin": o.olricBin,
 		},
 	}
 	b.progress("mnemo bench: seed %d, %d cores, load average %s; data in %s", o.seed, b.rep.Machine.Cores, b.rep.Machine.LoadAvgStart, b.dir)
@@ -284,6 +307,7 @@ func runBench(ctx context.Context, o benchOpts) (*benchReport, error) {
 		run("sdk+redis", b.selected("sdk") || b.selected("redis"), b.sdkAndRedis)
 		run("hints", b.selected("hints"), b.handoffPhase)
 		run("ae+transfer", b.selected("ae") || b.selected("transfer"), b.aeAndTransfer)
+		run("peer", b.selected("peer"), b.peerPhase)
 	}
 	if ctx.Err() != nil {
 		errs = append(errs, ctx.Err())
@@ -326,6 +350,9 @@ func (o benchOpts) validate() error {
 	}
 	if o.lightRate < 1 {
 		bad("--light-rate must be at least 1")
+	}
+	if o.peerRounds < 1 || o.peerOpenDuration <= 0 {
+		bad("--peer-rounds must be at least 1 and --peer-open-duration positive")
 	}
 	if o.aeInterval <= 0 || o.waitTimeout <= 0 {
 		bad("--ae-interval and --wait-timeout must be positive")

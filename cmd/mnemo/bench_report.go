@@ -29,6 +29,7 @@ type benchReport struct {
 	Handoff     *benchHandoff         `json:"hinted_handoff,omitempty"`
 	AE          *benchAE              `json:"anti_entropy,omitempty"`
 	Transfer    *benchTransfer        `json:"transfer,omitempty"`
+	Peer        *benchPeer            `json:"peer,omitempty"`
 	Resources   []benchPhaseResources `json:"resources,omitempty"`
 	Profiles    []benchProfile        `json:"profiles,omitempty"`
 	Targets     []benchTarget         `json:"targets"`
@@ -454,6 +455,9 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 			fmt.Fprintf(w, "  node-4 holds %d keys: %.2f keys received per key held (a gained partition is read from one live replica holding it)\n",
 				t.Node4Keys, t.KeysReceived/float64(t.Node4Keys))
 		}
+	}
+	if r.Peer != nil {
+		r.Peer.print(w)
 	}
 	if len(r.Resources) > 0 {
 		fmt.Fprintln(w, "\nResources per phase: CPU seconds per 1,000 operations / RSS MiB at the end; driver = this process (+ redis-benchmark); other = cores busy with other work on the machine")

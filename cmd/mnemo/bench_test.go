@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,13 +33,19 @@ func TestBenchSmoke(t *testing.T) {
 	o.redisRequests, o.redisKeys, o.redisPipelines = 2000, 500, []int{1}
 	o.hintKeys, o.aeKeys, o.aeMissing = 300, 3000, 300
 	o.aeInterval, o.lightRate, o.waitTimeout = 2*time.Second, 200, time.Minute
+	o.peerRounds, o.peerOpenDuration, o.quietLimit = 1, time.Second, 10*time.Second
+	// Olric only when given (MNEMO_BENCH_OLRIC): the test does not go
+	// install it, and without it checks that the report says so.
+	if o.olricBin == "" {
+		o.olricBin = filepath.Join(dir, "no-olric-server")
+	}
 	t.Logf("seed %d", o.seed)
 	_, haveRedis := exec.LookPath("redis-benchmark")
 	if haveRedis != nil {
 		t.Log("redis-benchmark not installed: the redis phase will be skipped (apt-get install -y redis-server redis-tools)")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rep, err := runBench(ctx, o)
 	if err != nil {
@@ -72,6 +79,9 @@ func TestBenchSmoke(t *testing.T) {
 	if x := rep.Transfer; x == nil || x.KeysReceived == 0 {
 		t.Errorf("transfer: %+v", x)
 	}
+	if haveRedis == nil {
+		checkPeerSmoke(t, rep.Peer, o)
+	}
 	if len(rep.Resources) == 0 || len(rep.Resources[0].Procs) != 3 {
 		t.Errorf("resources: %+v", rep.Resources)
 	}
@@ -102,5 +112,50 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if len(back.Targets) == 0 {
 		t.Error("results file without targets")
+	}
+}
+
+// checkPeerSmoke checks the peer phase of a smoke run: one round of
+// SET and GET per system that ran, the light-load tail of both mnemo
+// modes, and Olric either measured or said to be unavailable.
+func checkPeerSmoke(t *testing.T, p *benchPeer, o benchOpts) {
+	t.Helper()
+	if p == nil {
+		t.Error("no peer phase in the report")
+		return
+	}
+	if len(p.Errors) > 0 {
+		t.Errorf("peer errors: %v", p.Errors)
+	}
+	olric := p.Olric != ""
+	if !olric && (len(p.Unavailable) == 0 || !strings.HasPrefix(p.Unavailable[0], "olric: not available: ")) {
+		t.Errorf("olric neither measured nor said unavailable: %v", p.Unavailable)
+	}
+	want := map[string]bool{peerMnemoNone: true, peerMnemoAlways: true, peerOlric: olric}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		want[peerRedis] = true
+	}
+	got := map[string]int{}
+	for _, r := range p.Runs {
+		got[r.System]++
+		if r.RPS <= 0 || r.P99Ms <= 0 || r.MaxRSSMiB <= 0 {
+			t.Errorf("peer run %+v", r)
+		}
+	}
+	for system, ran := range want {
+		if n := got[system]; ran && n != 2*len(o.redisPipelines) || !ran && n > 0 {
+			t.Errorf("%s: %d runs, want SET and GET per pipeline depth (ran: %v)", system, n, ran)
+		}
+	}
+	if len(p.Tail) != 2*len(peerTailRates) {
+		t.Errorf("light-load tail: %d open loops, want %d: %+v", len(p.Tail), 2*len(peerTailRates), p.Tail)
+	}
+	for _, x := range p.Tail {
+		if x.Ops == 0 || x.Errors > 0 {
+			t.Errorf("tail %s %.0f/s: %d ops, %d errors", x.Sync, x.RatePerSec, x.Ops, x.Errors)
+		}
+	}
+	if want[peerRedis] && len(p.Ratios) == 0 {
+		t.Error("no mnemo/redis ratios")
 	}
 }
