@@ -807,9 +807,9 @@ func (p *benchPeer) print(w io.Writer) {
 		fmt.Fprintln(w, "  "+u)
 	}
 	if len(p.Summary) > 0 {
-		fmt.Fprintln(w, "  cpu ms/op: the server processes' CPU (user + system) summed, per operation; RSS: largest peak RSS of the server processes")
+		fmt.Fprintln(w, "  cpu ms/op: the server processes' CPU (user + system, 10 ms ticks) summed, per operation; peak RSS: the largest VmHWM of one server process, max over the rounds")
 		tw := newTextTable(w, 2)
-		tw.add("system\ttest\t-P\tops/s\t(min-max)\tp50 ms\tp99 ms\t(min-max)\tcpu ms/op\t(min-max)\tRSS MiB\t")
+		tw.add("system\ttest\t-P\tops/s\t(min-max)\tp50 ms\tp99 ms\t(min-max)\tcpu ms/op\t(min-max)\tpeak RSS MiB\t")
 		for _, s := range p.Summary {
 			tw.addf("%s\t%s\t%d\t%.0f\t%s\t%.3f\t%.3f\t%s\t%.4f\t%s\t%.0f\t\n", s.System, s.Test, s.Pipeline,
 				s.RPS.Median, peerRange(s.RPS, "%.0f"), s.P50Ms.Median, s.P99Ms.Median, peerRange(s.P99Ms, "%.3f"),
