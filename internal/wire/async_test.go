@@ -149,3 +149,48 @@ func TestPoolGo(t *testing.T) {
 		t.Fatalf("closed pool: %v, want ErrPoolClosed", r.err)
 	}
 }
+
+// TestInlineKinds: requests of an inline kind run one at a time, in the
+// order sent, and are answered like any other; other kinds still run
+// concurrently beside them.
+func TestInlineKinds(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	running, maxRunning := 0, 0
+	_, addr := startServer(t, ServerConfig{Inline: func(k Kind) bool { return k == 9 }}, func(ctx context.Context, kind Kind, p []byte) (Kind, []byte, error) {
+		if kind == 9 {
+			mu.Lock()
+			running++
+			maxRunning = max(maxRunning, running)
+			order = append(order, string(p))
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}
+		return echo(ctx, kind, p)
+	})
+	c := dial(t, addr, ClientConfig{})
+	var wg sync.WaitGroup
+	var want []string
+	for i := range 20 {
+		wg.Add(1)
+		want = append(want, fmt.Sprint(i))
+		c.Go(9, []byte(fmt.Sprint(i)), 5*time.Second, func(k Kind, p []byte, err error) {
+			defer wg.Done()
+			if err != nil || k != 10 || string(p) != fmt.Sprint(i) {
+				t.Errorf("inline call %d: %d %q %v", i, k, p, err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if maxRunning != 1 {
+		t.Errorf("inline handlers ran %d at once, want 1", maxRunning)
+	}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("inline order %v, want %v", order, want)
+	}
+}
