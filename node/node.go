@@ -599,7 +599,7 @@ func (n *Node) inline(kind wire.Kind) bool {
 	switch kind {
 	case proto.KindReplicaGet:
 		return true
-	case proto.KindReplicaPut:
+	case proto.KindReplicaPut, proto.KindReplicaPutBatch:
 		return n.cfg.Sync != store.SyncAlways
 	}
 	return false
@@ -640,6 +640,7 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindCoordPut] = n.handlePut
 	n.handlers[proto.KindReplicaPut] = n.handleReplicaPut
 	n.handlers[proto.KindReplicaGet] = n.handleReplicaGet
+	n.handlers[proto.KindReplicaPutBatch] = n.handleReplicaPutBatch
 	n.handlers[proto.KindStatus] = n.handleStatus
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
 	n.handlers[kindTransferScan] = n.handleTransferScan
