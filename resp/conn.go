@@ -73,7 +73,7 @@ type conn struct {
 	// requests already read are parsed, or before anything else runs or
 	// is written.
 	batch []*slot
-	free    []*slot
+	free  []*slot
 	// running counts the async slots in pending.
 	running int
 	// inflight is the argument bytes held by pending slots.
