@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
@@ -136,11 +137,40 @@ func (n *Node) quorum(reqN, reqQ, defQ int, name string) (nrep, q int, err error
 }
 
 func (n *Node) withTimeout(ctx context.Context, ms int64) (context.Context, context.CancelFunc) {
-	d := n.cfg.Timeout
+	return context.WithTimeout(ctx, n.timeout(ms))
+}
+
+// timeout is a request's time bound: its own, or the node's default.
+func (n *Node) timeout(ms int64) time.Duration {
 	if ms > 0 {
-		d = time.Duration(ms) * time.Millisecond
+		return time.Duration(ms) * time.Millisecond
 	}
-	return context.WithTimeout(ctx, d)
+	return n.cfg.Timeout
+}
+
+// timerPool holds stopped timers for requestTimer.
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// requestTimer returns a timer that fires when a request's time is up;
+// give it back with releaseTimer. A coordinator waits on it beside its
+// caller's context instead of deriving a context with a deadline: that
+// context's timer and its registration in the parent (a RESP or RPC
+// connection's context, shared by every request on it) were 4% of a
+// coordinator's CPU per write. NB: since Go 1.23 a stopped timer's channel
+// holds no stale tick, so a pooled timer is safe to reuse.
+func requestTimer(d time.Duration) *time.Timer {
+	t := timerPool.Get().(*time.Timer)
+	t.Reset(d)
+	return t
+}
+
+func releaseTimer(t *time.Timer) {
+	t.Stop()
+	timerPool.Put(t)
 }
 
 func (n *Node) mode(m proto.Mode) proto.Mode {
@@ -186,9 +216,6 @@ func (n *Node) Put(ctx context.Context, req *proto.PutRequest) (*proto.PutReply,
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeBadRequest, "bad context: %v", err)
 	}
-	ctx, cancel := n.withTimeout(ctx, req.TimeoutMs)
-	defer cancel()
-
 	v := n.view.Load()
 	p := v.ring.PartitionForKey(req.Key)
 	home := v.ring.Home(p, nrep)
@@ -196,6 +223,8 @@ func (n *Node) Put(ctx context.Context, req *proto.PutRequest) (*proto.PutReply,
 		return nil, wire.Errorf(wire.CodeUnavailable, "the ring has no members yet")
 	}
 	if !req.Forwarded && !slices.Contains(home, n.self) {
+		ctx, cancel := n.withTimeout(ctx, req.TimeoutMs)
+		defer cancel()
 		// Puts are versioned by a home replica: hand it to the first live one.
 		fwd := *req
 		fwd.Forwarded = true
@@ -271,6 +300,7 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 	results := make(chan ackResult, len(targets))
 	sent := 0
 	local := false
+	var body []byte
 	for _, t := range targets {
 		if !t.pending {
 			asked++
@@ -283,8 +313,14 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 			local = local || !t.pending
 			continue
 		}
+		if body == nil {
+			if body, err = wire.Marshal(&proto.ReplicaPut{Key: req.Key, Object: enc}); err != nil {
+				_ = durable()
+				return nil, err
+			}
+		}
 		sent++
-		n.replicate(v, t, req.Key, obj, enc, results)
+		n.replicate(v, t, req.Key, obj, enc, body, results)
 	}
 	// The replicas are writing meanwhile: this node's fsync overlaps theirs.
 	if err := durable(); err != nil {
@@ -297,6 +333,8 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 		reply.Acks = acks
 		return reply, nil
 	}
+	timer := requestTimer(n.timeout(req.TimeoutMs))
+	defer releaseTimer(timer)
 	for got := 0; got < sent; got++ {
 		select {
 		case res := <-results:
@@ -310,6 +348,8 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 					return reply, nil
 				}
 			}
+		case <-timer.C:
+			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: asked, Needed: w, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
 		case <-ctx.Done():
 			return nil, &QuorumError{Op: opName(req), Acked: acks, Asked: asked, Needed: w, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
 		}
@@ -324,27 +364,26 @@ type ackResult struct {
 	err error
 }
 
-// replicate sends an object to one replica in the background; the result
-// goes to done (buffered by the caller). The send outlives the request: a
-// write acknowledged at W still reaches every replica it can.
+// replicate sends an object to one replica without waiting; the result
+// goes to done (buffered by the caller for every target). The send
+// outlives the request: a write acknowledged at W still reaches every
+// replica it can. body is the encoded ReplicaPut for a target with no
+// hint; a fallback gets its own. The call costs no goroutine, context or
+// timer (wire.Pool.Go): the connection's reader hands the answer over.
 //
 // A replica that does not acknowledge (it timed out, is paused, or its
 // connection broke) leaves a hint here, as in Cassandra: the failure
 // detector may not have declared it dead, so no fallback stood in, and
 // without the hint only anti-entropy's next round would bring it the write.
-func (n *Node) replicate(v *view, t target, key []byte, obj *version.Object, enc []byte, done chan<- ackResult) {
-	body, err := wire.Marshal(&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)})
-	if err != nil {
-		done <- ackResult{t, err}
-		return
+func (n *Node) replicate(v *view, t target, key []byte, obj *version.Object, enc, body []byte, done chan<- ackResult) {
+	if t.hintFor != "" {
+		var err error
+		if body, err = wire.Marshal(&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)}); err != nil {
+			done <- ackResult{t, err}
+			return
+		}
 	}
-	addr := v.members[t.id].RPCAddr
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
-		defer cancel()
-		_, _, err := n.pool.Call(ctx, addr, proto.KindReplicaPut, body)
+	n.pool.Go(v.members[t.id].RPCAddr, proto.KindReplicaPut, body, n.cfg.Timeout, func(_ wire.Kind, _ []byte, err error) {
 		if err != nil {
 			n.log.Debug().Err(err).Str("peer", string(t.id)).Msg("replicate")
 			var we *wire.Error
@@ -353,11 +392,17 @@ func (n *Node) replicate(v *view, t target, key []byte, obj *version.Object, enc
 				if t.hintFor != "" {
 					owner = t.hintFor // a fallback failed: the hint is for the home replica
 				}
-				n.storeHint(owner, key, obj)
+				// NB: not on the connection's reader goroutine: a hint is
+				// a disk write.
+				n.wg.Add(1)
+				go func() {
+					defer n.wg.Done()
+					n.storeHint(owner, key, obj)
+				}()
 			}
 		}
 		done <- ackResult{t, err}
-	}()
+	})
 }
 
 // storeHint keeps a hint that this node holds key's object for a dead home
@@ -413,9 +458,6 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := n.withTimeout(ctx, req.TimeoutMs)
-	defer cancel()
-
 	v := n.view.Load()
 	p := v.ring.PartitionForKey(req.Key)
 	pl := n.plan(v, p, nrep, req.Strict, false)
@@ -427,49 +469,56 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	if err != nil {
 		return nil, err
 	}
-	results := make(chan readResult, len(targets))
+	g := &readGather{n: n, v: v, key: req.Key, targets: targets, pending: len(targets), signal: make(chan struct{}, 1),
+		repair: n.cfg.ReadRepair && !req.NoRepair}
 	for _, t := range targets {
 		if t.id == n.self {
 			obj, err := n.store.Get(req.Key)
 			if errors.Is(err, store.ErrNotFound) {
 				err = nil
 			}
-			results <- readResult{t: t, obj: obj, err: err}
+			g.add(readResult{t: t, obj: obj, err: err})
 			continue
 		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			// The replica reads outlive the request by ReadRepairWait so
-			// that slow replicas can still be repaired.
-			rctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout+n.cfg.ReadRepairWait)
-			defer cancel()
-			results <- n.replicaGet(rctx, v, t, body)
-		}()
+		// The replica reads outlive the request by ReadRepairWait so
+		// that slow replicas can still be repaired.
+		n.pool.Go(v.members[t.id].RPCAddr, proto.KindReplicaGet, body, n.cfg.Timeout+n.cfg.ReadRepairWait,
+			func(_ wire.Kind, resp []byte, err error) { g.add(replicaGetResult(t, resp, err)) })
 	}
 
-	var got []readResult
-	ok := 0
+	ok, seen := 0, 0
 	var merged *version.Object
 	var lastErr error
-	for len(got) < len(targets) && ok < r {
-		select {
-		case res := <-results:
-			got = append(got, res)
+	var batch []readResult
+	var timer *time.Timer
+	for ok < r {
+		batch, seen = g.since(batch[:0], seen)
+		for _, res := range batch {
 			if res.err != nil {
 				lastErr = fmt.Errorf("%s: %w", res.t.id, res.err)
+				continue
 			}
-			if res.err == nil {
-				ok++
-				merged = version.Merge(merged, res.obj)
-			}
-		case <-ctx.Done():
-			n.metrics.quorumFailures.WithLabelValues("get").Inc()
-			n.repairLater(v, req, targets, got, results, merged)
-			return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
+			ok++
+			merged = version.Merge(merged, res.obj)
 		}
+		if ok >= r || seen == len(targets) {
+			break
+		}
+		if timer == nil {
+			timer = requestTimer(n.timeout(req.TimeoutMs))
+			defer releaseTimer(timer)
+		}
+		select {
+		case <-g.signal:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		n.metrics.quorumFailures.WithLabelValues("get").Inc()
+		g.handOff()
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
 	}
-	n.repairLater(v, req, targets, got, results, merged)
+	g.handOff()
 	if ok < r {
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
 		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: pl.unreachable(), Cause: lastErr}
@@ -477,8 +526,8 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	return getReply(merged, mode, ok, req.Tombstones), nil
 }
 
-func (n *Node) replicaGet(ctx context.Context, v *view, t target, body []byte) readResult {
-	_, resp, err := n.pool.Call(ctx, v.members[t.id].RPCAddr, proto.KindReplicaGet, body)
+// replicaGetResult decodes one replica's answer to a ReplicaGet.
+func replicaGetResult(t target, resp []byte, err error) readResult {
 	if err != nil {
 		return readResult{t: t, err: err}
 	}
@@ -493,62 +542,125 @@ func (n *Node) replicaGet(ctx context.Context, v *view, t target, body []byte) r
 	return readResult{t: t, obj: obj, err: err}
 }
 
-// repairLater collects the replies still outstanding for a while, then
-// sends the merged object to every home replica that was stale or missing
-// it. Repairs merge on arrival; they never create a version.
-func (n *Node) repairLater(v *view, req *proto.GetRequest, targets []target, got []readResult, pending <-chan readResult, merged *version.Object) {
-	if !n.cfg.ReadRepair || req.NoRepair {
+// readGather collects the replicas' answers to one read. The coordinator
+// takes them as they come until it can answer; the answers after that
+// (up to the replica reads' timeout, Timeout+ReadRepairWait) belong to the
+// gather, and the last of them decides on read repair. So a read costs no
+// goroutine of its own: a repair goroutine starts only when a replica is
+// found stale.
+type readGather struct {
+	n       *Node
+	v       *view
+	key     []byte
+	targets []target
+	repair  bool // read repair is on for this read
+	// signal is sent to (without blocking) when an answer arrives.
+	signal chan struct{}
+
+	mu sync.Mutex
+	// got are the answers so far, in arrival order; pending counts those
+	// still out.
+	got     []readResult
+	pending int
+	// handed is set once the coordinator has stopped waiting.
+	handed bool
+}
+
+// add records one replica's answer; it runs on a connection's reader
+// goroutine, or the coordinator's for the local read.
+func (g *readGather) add(res readResult) {
+	g.mu.Lock()
+	g.got = append(g.got, res)
+	g.pending--
+	last := g.handed && g.pending == 0
+	g.mu.Unlock()
+	if last {
+		g.finish()
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		timer := time.NewTimer(n.cfg.ReadRepairWait)
-		defer timer.Stop()
-	collect:
-		for len(got) < len(targets) {
-			select {
-			case res := <-pending:
-				got = append(got, res)
-				if res.err == nil {
-					merged = version.Merge(merged, res.obj)
-				}
-			case <-timer.C:
-				break collect
-			case <-n.bg.Done():
-				return
-			}
+	select {
+	case g.signal <- struct{}{}:
+	default:
+	}
+}
+
+// since appends the answers after the first seen to dst.
+func (g *readGather) since(dst []readResult, seen int) ([]readResult, int) {
+	g.mu.Lock()
+	dst = append(dst, g.got[seen:]...)
+	seen = len(g.got)
+	g.mu.Unlock()
+	return dst, seen
+}
+
+// handOff ends the coordinator's wait: whoever sees the last answer
+// finishes the read.
+func (g *readGather) handOff() {
+	g.mu.Lock()
+	g.handed = true
+	last := g.pending == 0
+	g.mu.Unlock()
+	if last {
+		g.finish()
+	}
+}
+
+// finish merges every answer and sends the merged object to each home
+// replica that was stale or missing it, on a goroutine of its own, if any
+// is. Repairs merge on arrival; they never create a version.
+func (g *readGather) finish() {
+	if !g.repair {
+		return
+	}
+	var merged *version.Object
+	for _, res := range g.got {
+		if res.err == nil {
+			merged = version.Merge(merged, res.obj)
 		}
-		if merged.IsEmpty() {
-			return
+	}
+	if merged.IsEmpty() {
+		return
+	}
+	var stale []target
+	for _, res := range g.got {
+		if res.err == nil && res.t.home() && !version.Equal(res.obj, merged) {
+			stale = append(stale, res.t)
 		}
-		var enc []byte
-		for _, res := range got {
-			if res.err != nil || !res.t.home() || version.Equal(res.obj, merged) {
-				continue
-			}
-			if res.t.id == n.self {
-				if _, changed, err := n.store.Merge(req.Key, merged); err == nil && changed {
-					n.metrics.readRepairs.Inc()
-				}
-				continue
-			}
-			if enc == nil {
-				enc = version.Encode(merged)
-			}
-			body, err := wire.Marshal(&proto.ReplicaPut{Key: req.Key, Object: enc})
-			if err != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
-			_, _, err = n.pool.Call(ctx, v.members[res.t.id].RPCAddr, proto.KindReplicaPut, body)
-			cancel()
-			if err == nil {
+	}
+	if len(stale) > 0 {
+		n := g.n
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.readRepair(g.v, g.key, merged, stale)
+		}()
+	}
+}
+
+// readRepair sends merged to each stale home replica.
+func (n *Node) readRepair(v *view, key []byte, merged *version.Object, stale []target) {
+	var body []byte
+	for _, t := range stale {
+		if t.id == n.self {
+			if _, changed, err := n.store.Merge(key, merged); err == nil && changed {
 				n.metrics.readRepairs.Inc()
-				n.log.Debug().Str("peer", string(res.t.id)).Bytes("key", req.Key).Msg("read repair")
+			}
+			continue
+		}
+		if body == nil {
+			var err error
+			if body, err = wire.Marshal(&proto.ReplicaPut{Key: key, Object: version.Encode(merged)}); err != nil {
+				return
 			}
 		}
-	}()
+		ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
+		_, _, err := n.pool.Call(ctx, v.members[t.id].RPCAddr, proto.KindReplicaPut, body)
+		cancel()
+		if err == nil {
+			n.metrics.readRepairs.Inc()
+			n.log.Debug().Str("peer", string(t.id)).Bytes("key", key).Msg("read repair")
+		}
+	}
 }
 
 // getReply turns a (merged) object into what the client sees.

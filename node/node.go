@@ -265,7 +265,7 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 
 	// Serve RPC before joining: peers learn our address from gossip and
 	// may call at once.
-	n.rpc = wire.NewServer(wire.ServerConfig{MaxFrame: wire.DefaultMaxFrame, Logger: n.log}, n.serve)
+	n.rpc = wire.NewServer(wire.ServerConfig{MaxFrame: wire.DefaultMaxFrame, Logger: n.log, Inline: n.inline}, n.serve)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -589,6 +589,22 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
+// inline reports whether the RPC reader may serve a kind itself (see
+// wire.ServerConfig.Inline): a replica's read, and its write unless the
+// write waits for an fsync, which would hold every later request on the
+// connection behind it. Replica writes and reads are most of a replica's
+// requests, and the hand-off to a handler goroutine and back cost more
+// than the memtable operation itself.
+func (n *Node) inline(kind wire.Kind) bool {
+	switch kind {
+	case proto.KindReplicaGet:
+		return true
+	case proto.KindReplicaPut, proto.KindReplicaPutBatch:
+		return n.cfg.Sync != store.SyncAlways
+	}
+	return false
+}
+
 // serve dispatches one RPC to its handler and encodes the reply.
 func (n *Node) serve(ctx context.Context, kind wire.Kind, payload []byte) (wire.Kind, []byte, error) {
 	h, ok := n.handlers[kind]
@@ -624,6 +640,7 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindCoordPut] = n.handlePut
 	n.handlers[proto.KindReplicaPut] = n.handleReplicaPut
 	n.handlers[proto.KindReplicaGet] = n.handleReplicaGet
+	n.handlers[proto.KindReplicaPutBatch] = n.handleReplicaPutBatch
 	n.handlers[proto.KindStatus] = n.handleStatus
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
 	n.handlers[kindTransferScan] = n.handleTransferScan

@@ -39,6 +39,24 @@ func (b *respBackend) Set(ctx context.Context, key, value []byte, q resp.Quorum)
 	return err
 }
 
+// SetMany writes a pipeline's plain SETs together (resp.BatchSetter):
+// see Node.PutMany.
+func (b *respBackend) SetMany(ctx context.Context, keys, values [][]byte, q resp.Quorum) []error {
+	n := (*Node)(b)
+	start := time.Now()
+	reqs := make([]*proto.PutRequest, len(keys))
+	all := make([]proto.PutRequest, len(keys))
+	for i := range keys {
+		all[i] = proto.PutRequest{Key: keys[i], Value: values[i], W: q.W, N: q.N, Overwrite: true}
+		reqs[i] = &all[i]
+	}
+	_, errs := n.PutMany(ctx, reqs)
+	for _, err := range errs {
+		n.metrics.observe("resp_set", start, err)
+	}
+	return errs
+}
+
 // Delete reads first, since DEL answers how many keys existed; a key that
 // does not exist is not written.
 func (b *respBackend) Delete(ctx context.Context, key []byte, q resp.Quorum) (bool, error) {

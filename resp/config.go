@@ -32,6 +32,20 @@ type Backend interface {
 	Info() []InfoSection
 }
 
+// BatchSetter is a Backend that can write several keys at once. When the
+// Backend implements it, a pipeline of plain SETs (no options) read in one
+// go is handed over in one SetMany call instead of one Set each, so the
+// node coordinates them together (one local write, one message per
+// replica). SetMany must return one error (nil on success) per key, each
+// what Set would have returned; keys may repeat, and a later SET of a key
+// must win over an earlier one.
+type BatchSetter interface {
+	SetMany(ctx context.Context, keys, values [][]byte, q Quorum) []error
+}
+
+// maxBatch bounds the SETs one SetMany call takes.
+const maxBatch = 128
+
 // Quorum is the replica count and quorums a command asks for. A zero
 // field means the node's default.
 type Quorum struct {

@@ -68,7 +68,12 @@ type conn struct {
 	// pending holds the replies not yet written, in request order. Slots
 	// with async set are running on their own goroutine until done.
 	pending []*slot
-	free    []*slot
+	// batch holds plain SETs that are in pending but not yet run, when
+	// the Backend is a BatchSetter: they run together (runBatch) once the
+	// requests already read are parsed, or before anything else runs or
+	// is written.
+	batch []*slot
+	free  []*slot
 	// running counts the async slots in pending.
 	running int
 	// inflight is the argument bytes held by pending slots.
@@ -117,6 +122,8 @@ type connIO struct{ c *conn }
 
 func (x connIO) Read(b []byte) (int, error) {
 	c := x.c
+	// NB: flushPending runs the batched SETs before it writes their
+	// replies, so a request cut across two reads cannot hold them.
 	if err := c.flushPending(); err != nil {
 		return 0, err
 	}
@@ -255,6 +262,7 @@ func (c *conn) flushPending() error {
 // those still running. Write errors stick in the writer and surface at
 // the next flush.
 func (c *conn) drain(n int) {
+	c.runBatch()
 	if n == 0 {
 		return
 	}
@@ -335,6 +343,11 @@ func (c *conn) dispatch(args [][]byte) {
 	if i := c.lastConflict(cmd, args); i >= 0 {
 		c.drain(i + 1)
 	}
+	if c.batchable(cmd, args) {
+		c.addToBatch(cmd, args)
+		return
+	}
+	c.runBatch() // the SETs before this command run first
 	size := 0
 	for _, a := range args {
 		size += len(a)
@@ -362,6 +375,101 @@ func (c *conn) dispatch(args [][]byte) {
 	// latter case alongside the others).
 	c.runData(sl)
 	c.observe(sl.took)
+}
+
+// batchable reports whether a data command joins the batch of SETs: a
+// plain SET (no options), with the Backend a BatchSetter, and the same
+// quorum as the SETs already in the batch.
+func (c *conn) batchable(cmd *command, args [][]byte) bool {
+	if cmd != cmdSetEntry || len(args) != 3 {
+		return false
+	}
+	if _, ok := c.s.b.(BatchSetter); !ok {
+		return false
+	}
+	return len(c.batch) == 0 || c.batch[0].q == c.q
+}
+
+// addToBatch queues a plain SET in the batch; the batch runs when the
+// requests already buffered have been read (the end of a pipeline), or
+// when it is full.
+func (c *conn) addToBatch(cmd *command, args [][]byte) {
+	size := 0
+	for _, a := range args {
+		size += len(a)
+	}
+	if c.inflight+size > c.s.cfg.MaxRequest {
+		c.drain(len(c.pending))
+	}
+	sl := c.slot(cmd)
+	sl.args = append(sl.args, args...)
+	sl.size = size
+	c.inflight += size
+	c.pending = append(c.pending, sl)
+	c.batch = append(c.batch, sl)
+	if len(c.batch) >= maxBatch || c.r.Buffered() == 0 {
+		c.runBatch()
+	}
+}
+
+// runBatch runs the batched SETs: one SetMany call for several, the
+// usual path for one.
+func (c *conn) runBatch() {
+	b := c.batch
+	switch len(b) {
+	case 0:
+		return
+	case 1:
+		c.runData(b[0])
+		c.observe(b[0].took)
+		c.batch = b[:0]
+		return
+	}
+	start := time.Now()
+	keys := make([][]byte, len(b))
+	values := make([][]byte, len(b))
+	for i, sl := range b {
+		keys[i], values[i] = sl.args[1], sl.args[2]
+	}
+	errs := c.setMany(keys, values, b[0].q)
+	took := time.Since(start)
+	for i, sl := range b {
+		switch err := errs[i]; {
+		case err != nil:
+			sl.buf = appendError(sl.buf, errorLine(err))
+			c.s.stats.errorReplies.Add(1)
+		default:
+			sl.buf = appendOK(sl.buf)
+		}
+		sl.took = took
+	}
+	c.observe(took)
+	clear(b)
+	c.batch = b[:0]
+}
+
+// setMany calls the Backend's SetMany, turning a panic (a Backend bug)
+// into an error for every key, and a wrong count of errors into one too.
+func (c *conn) setMany(keys, values [][]byte, q Quorum) (errs []error) {
+	defer func() {
+		r := recover()
+		if r == nil && len(errs) == len(keys) {
+			return
+		}
+		var err error
+		if r != nil {
+			c.s.stats.panics.Add(1)
+			c.s.log.Error().Str("cmd", "set").Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("resp: SetMany panicked")
+			err = fmt.Errorf("internal error in 'set': %v", r)
+		} else {
+			err = fmt.Errorf("internal error in 'set': %d results for %d keys", len(errs), len(keys))
+		}
+		errs = make([]error, len(keys))
+		for i := range errs {
+			errs[i] = err
+		}
+	}()
+	return c.s.b.(BatchSetter).SetMany(c.ctx, keys, values, q)
 }
 
 // observe adds a data command's run time to the connection's average.

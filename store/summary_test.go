@@ -91,7 +91,7 @@ func churn(t *testing.T, s *Store, seed uint64, ops int) {
 			for i := range ops {
 				key := []byte(fmt.Sprint("key-", rnd.IntN(300)))
 				var err error
-				switch rnd.IntN(6) {
+				switch rnd.IntN(7) {
 				case 0, 1:
 					_, err = s.Put(PutRequest{Key: key, Value: []byte("v"), SupersedeLocal: rnd.IntN(2) == 0})
 				case 2:
@@ -108,6 +108,16 @@ func churn(t *testing.T, s *Store, seed uint64, ops int) {
 					_, err = s.MergeMany(items)
 				case 5:
 					_, err = s.DeleteIf(key, func(*version.Object) bool { return rnd.IntN(2) == 0 })
+				case 6:
+					var reqs []PutRequest
+					for range 5 {
+						reqs = append(reqs, PutRequest{Key: []byte(fmt.Sprint("key-", rnd.IntN(300))), Value: []byte("p"),
+							Tombstone: rnd.IntN(4) == 0, SupersedeLocal: true})
+					}
+					var durable func() error
+					if _, durable, err = s.PutMany(reqs); err == nil {
+						err = durable()
+					}
 				}
 				if err != nil {
 					t.Error(err)

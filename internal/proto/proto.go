@@ -30,6 +30,10 @@ const (
 	KindReplicaGet
 	// KindNodeInfo asks a peer for its local figures: empty -> NodeInfo.
 	KindNodeInfo
+	// KindReplicaPutBatch asks a replica to merge several objects in one
+	// write: ReplicaPutBatch -> ReplicaPutBatchReply. A coordinator sends
+	// one per replica for a pipeline of puts.
+	KindReplicaPutBatch
 )
 
 // Ranges of kinds owned by subsystems; each package defines its kinds as
@@ -174,6 +178,19 @@ type ReplicaPut struct {
 // ReplicaPutReply acknowledges a ReplicaPut once the merge is durable.
 type ReplicaPutReply struct {
 	Changed bool `msgpack:"c"`
+}
+
+// ReplicaPutBatch is several ReplicaPuts for one replica, merged in one
+// batch (one commit, one fsync). Items carry no HintFor: a fallback's
+// objects go one by one.
+type ReplicaPutBatch struct {
+	Items []ReplicaPut `msgpack:"i"`
+}
+
+// ReplicaPutBatchReply acknowledges every item of a ReplicaPutBatch once
+// the merge is durable; Changed counts the keys it changed.
+type ReplicaPutBatchReply struct {
+	Changed int `msgpack:"c"`
 }
 
 // ReplicaGet asks a replica for its copy of Key.

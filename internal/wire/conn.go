@@ -103,7 +103,30 @@ type pendingShard struct {
 // finds its call already removed must receive that send before reusing it.
 type call struct {
 	ch chan callResult // capacity 1, so the sender never blocks
+	// fn, for a call made with Go, receives the result instead of ch; it
+	// is called exactly once, by whoever removes the call from its shard.
+	fn Done
+	// kind and deadline (Unix nanoseconds) are a Go call's, for the
+	// sweeper that fails it once the deadline passes.
+	kind     Kind
+	deadline int64
 }
+
+// Done receives the result of a call made with Conn.Go or Pool.Go: the
+// response's kind and payload (the callee's to keep), or an error as
+// Conn.Call returns them, with one difference: a call whose timeout passed
+// fails with an error wrapping context.DeadlineExceeded. NB: it runs on the
+// connection's reader goroutine (or the sweeper's, or the caller's when the
+// call cannot be sent), so it must not block: hand slow work, such as a
+// disk write, to another goroutine.
+type Done func(kind Kind, payload []byte, err error)
+
+// sweepEvery is how often a connection with Go calls pending looks for
+// calls whose timeout passed. Timeouts are coarse by this much; in
+// exchange a call costs no timer (context.WithTimeout per replica call,
+// with its timer and its registration in the parent context, was 6% of a
+// coordinator's CPU per replicated write).
+const sweepEvery = 20 * time.Millisecond
 
 type callResult struct {
 	kind    Kind
@@ -132,6 +155,11 @@ type Conn struct {
 	// lastUsed is when a Pool last handed the conn out, in Unix
 	// nanoseconds by the Pool's clock; the Pool sets it before first use.
 	lastUsed atomic.Int64
+
+	// async counts Go calls pending; kick wakes the sweeper when it
+	// leaves 0.
+	async atomic.Int64
+	kick  chan struct{}
 
 	downOnce sync.Once
 	done     chan struct{} // closed when the conn is down
@@ -165,6 +193,7 @@ func newConn(nc net.Conn, addr string, cfg ClientConfig) *Conn {
 		br:   bufio.NewReaderSize(nc, readBufSize),
 		log:  cfg.Logger,
 		done: make(chan struct{}),
+		kick: make(chan struct{}, 1),
 	}
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]*call)
@@ -172,12 +201,13 @@ func newConn(nc net.Conn, addr string, cfg ClientConfig) *Conn {
 	// No write deadline: a server that stops reading is pushing back, and
 	// each caller's context bounds its own wait.
 	c.w = newFrameWriter(nc, 0, c.down, nil)
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
 		c.w.run()
 	}()
 	go c.readLoop()
+	go c.sweep()
 	return c
 }
 
@@ -243,6 +273,94 @@ func (c *Conn) Call(ctx context.Context, kind Kind, payload []byte) (Kind, []byt
 	}
 }
 
+// Go sends one request and returns without waiting: done receives the
+// response, or the error, exactly once (see Done), at the latest about
+// timeout after Go was called. It costs no goroutine, channel or timer:
+// the reader goroutine hands the response to done. Go blocks only while
+// the connection's write queue is full (TCP backpressure). Go does not
+// retain payload after it returns.
+func (c *Conn) Go(kind Kind, payload []byte, timeout time.Duration, done Done) {
+	if kind == 0 {
+		done(0, nil, errReservedKind)
+		return
+	}
+	if err := checkSize(len(payload), c.cfg.MaxFrame); err != nil {
+		done(0, nil, err)
+		return
+	}
+	id := c.nextID.Add(1)
+	cl := &call{fn: done, kind: kind, deadline: time.Now().Add(timeout).UnixNano()}
+	sh := &c.shards[id%pendingShards]
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		done(0, nil, c.err)
+		return
+	}
+	sh.m[id] = cl
+	sh.mu.Unlock()
+	if c.async.Add(1) == 1 {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	// If the writer has exited, the conn is down and down fails the call.
+	c.w.send(outFrame{enc: encodeFrame(Header{ID: id, Kind: kind}, payload)}, nil)
+}
+
+// finish hands a result to the call's receiver. The caller has removed cl
+// from its shard, so it is the only one to do so.
+func (c *Conn) finish(cl *call, r callResult) {
+	if cl.fn == nil {
+		cl.ch <- r
+		return
+	}
+	c.async.Add(-1)
+	cl.fn(r.kind, r.payload, r.err)
+}
+
+// sweep is the sweeper goroutine: while Go calls are pending it fails
+// those whose deadline passed, every sweepEvery.
+func (c *Conn) sweep() {
+	defer c.wg.Done()
+	t := time.NewTimer(sweepEvery)
+	defer t.Stop()
+	var expired []*call
+	for {
+		if c.async.Load() == 0 {
+			select {
+			case <-c.kick:
+			case <-c.done:
+				return
+			}
+		}
+		t.Reset(sweepEvery)
+		select {
+		case <-t.C:
+		case <-c.done:
+			return
+		}
+		now := time.Now().UnixNano()
+		for i := range c.shards {
+			sh := &c.shards[i]
+			sh.mu.Lock()
+			for id, cl := range sh.m {
+				if cl.fn != nil && cl.deadline <= now {
+					delete(sh.m, id)
+					expired = append(expired, cl)
+				}
+			}
+			sh.mu.Unlock()
+		}
+		for i, cl := range expired {
+			c.finish(cl, callResult{err: c.ctxErr(cl.kind, context.DeadlineExceeded)})
+			expired[i] = nil
+		}
+		expired = expired[:0]
+	}
+}
+
 // abandon forgets call id after ctx ended. If the response (or the
 // connection's failure) won the race, that result is returned instead.
 func (c *Conn) abandon(ctx context.Context, id uint64, cl *call, kind Kind) (Kind, []byte, error) {
@@ -295,7 +413,7 @@ func (c *Conn) down(cause error) {
 			sh.m = nil
 			sh.mu.Unlock()
 			for _, cl := range m {
-				cl.ch <- callResult{err: c.err}
+				c.finish(cl, callResult{err: c.err})
 			}
 		}
 	})
@@ -335,9 +453,9 @@ func (c *Conn) readLoop() {
 			continue // its caller gave up: drop the late response
 		}
 		if h.Flags&FlagError != 0 {
-			cl.ch <- callResult{kind: h.Kind, err: decodeError(payload)}
+			c.finish(cl, callResult{kind: h.Kind, err: decodeError(payload)})
 		} else {
-			cl.ch <- callResult{kind: h.Kind, payload: payload}
+			c.finish(cl, callResult{kind: h.Kind, payload: payload})
 		}
 	}
 }

@@ -79,6 +79,23 @@ func (p *Pool) Call(ctx context.Context, addr string, kind Kind, payload []byte)
 	return c.Call(ctx, kind, payload)
 }
 
+// Go sends one request to addr over a pooled connection without waiting;
+// see Conn.Go. A failure to connect reaches done (on the caller's
+// goroutine) wrapping ErrNotSent, as Call's does; after Close, done gets
+// ErrPoolClosed. Dialing, when a connection must be made first, blocks
+// the caller for at most the dial timeout.
+func (p *Pool) Go(addr string, kind Kind, payload []byte, timeout time.Duration, done Done) {
+	c, err := p.conn(p.ctx, addr)
+	if err != nil {
+		if !errors.Is(err, ErrPoolClosed) {
+			err = fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+		done(0, nil, err)
+		return
+	}
+	c.Go(kind, payload, timeout, done)
+}
+
 // CloseAddr closes the pool's connections to addr, failing their pending
 // calls with ErrConnClosed; the next call to addr dials afresh. The node
 // calls it when gossip declares a peer dead, since a peer that vanished
