@@ -1,38 +1,49 @@
 package store
 
 import (
+	"encoding/binary"
+	"strings"
 	"sync"
 
 	"github.com/mnemo-kv/mnemo/internal/version"
 )
 
-// objectCache keeps recently written objects in memory, decoded, so the
-// read-before-write of every put and merge, and hot reads, skip Pebble (a
-// memtable seek and a decode were a fifth of a replica's CPU per put).
+// objectCache keeps the versions of recently used keys in memory, without
+// their values: each sibling's dot, tombstone flag and timestamp, and the
+// causal context. That is all the read-before-write of most writes needs:
+// an overwrite (a Redis SET, an lww or Overwrite() put) supersedes every
+// sibling it finds, and a replica's merge of an object that covers what
+// it holds keeps only the incoming siblings; the store's summary digest
+// and counts depend on versions only too. Writes that need a value they
+// do not bring (a put that keeps a concurrent sibling, a merge that keeps
+// a local one) read the key from Pebble. Values were dropped from the
+// cache in issue 12: with them an entry took about 370 bytes of heap for
+// a 100-byte value, so the 16 MiB budget held a third of a 100k-key
+// working set and a pipelined SET spent a third of its CPU in Pebble
+// reads; an entry is now a compact encoding with actors interned, about
+// 160 bytes of heap.
 //
 // Coherence: the cache is filled only while the key's stripe lock is held
 // (by writes, and by the reads writes do under that lock), so it can never
-// take an older object after a newer one. Readers without the lock only
+// take an older version after a newer one. Readers without the lock only
 // look. Entries are evicted first-in first-out per shard once a shard is
-// over its byte budget. Cached objects are shared: nobody may modify an
-// object the store returns (version's functions never do).
+// over its byte budget. The objects get returns are new; their siblings'
+// values are nil (see Store.versionsLocked).
 type objectCache struct {
 	shards []cacheShard
+	actors actorTable
 }
 
 const cacheShards = 64
 
 // entryOverhead is the heap an entry costs beyond its key and encoded
-// object: the entry, its map slot and queue pointer, the decoded object's
-// struct and slice headers, and the separate allocations of its values and
-// clocks. A heap profile of a node holding 1M keys of 100 bytes found the
-// cache's objects taking about 1.6 times the bytes a 64-byte overhead
-// accounted for; 192 matches it.
-const entryOverhead = 192
+// versions: the entry (48 bytes), its map slot and queue pointer, and the
+// size-class rounding of its two allocations.
+const entryOverhead = 112
 
 type cacheShard struct {
 	mu sync.Mutex
-	// m maps a data key to its object; fifo is the insertion order, with
+	// m maps a data key to its entry; fifo is the insertion order, with
 	// nil holes where entries were replaced or removed.
 	m      map[string]*cacheEntry
 	fifo   []*cacheEntry
@@ -46,7 +57,7 @@ type cacheShard struct {
 
 type cacheEntry struct {
 	key  string
-	obj  *version.Object // nil: the key is known absent
+	enc  []byte // encodeVersions; nil: the key is known absent
 	size int64
 }
 
@@ -57,6 +68,7 @@ func newObjectCache(budget int64) *objectCache {
 		return nil
 	}
 	c := &objectCache{shards: make([]cacheShard, cacheShards)}
+	c.actors.idx = map[version.Actor]uint32{}
 	for i := range c.shards {
 		c.shards[i].m = map[string]*cacheEntry{}
 		c.shards[i].budget = budget / cacheShards
@@ -66,22 +78,28 @@ func newObjectCache(budget int64) *objectCache {
 
 func (c *objectCache) shard(stripe int) *cacheShard { return &c.shards[stripe%cacheShards] }
 
-// get returns the cached object for dk and whether dk was cached (a cached
-// nil means absent).
+// get returns the cached versions of dk and whether dk was cached (a
+// cached nil means absent). The object's siblings carry no values.
 func (c *objectCache) get(stripe int, dk []byte) (*version.Object, bool) {
 	if c == nil {
 		return nil, false
 	}
 	s := c.shard(stripe)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e, ok := s.m[string(dk)]
 	if !ok {
 		s.misses++
+		s.mu.Unlock()
 		return nil, false
 	}
 	s.hits++
-	return e.obj, true
+	enc := e.enc
+	s.mu.Unlock()
+	if enc == nil {
+		return nil, true
+	}
+	o, ok := c.actors.decode(enc)
+	return o, ok
 }
 
 // stats returns the hits and misses of get so far (zeros without a cache).
@@ -98,24 +116,30 @@ func (c *objectCache) stats() (hits, misses uint64) {
 	return hits, misses
 }
 
-// put caches obj (nil: absent) for dk. The key's stripe must be held.
+// put caches obj's versions (nil: absent) for dk. The key's stripe must be
+// held.
 func (c *objectCache) put(stripe int, dk []byte, obj *version.Object) {
 	if c == nil {
 		return
 	}
-	size := int64(len(dk)) + entryOverhead
+	var enc []byte
 	if obj != nil {
-		size += int64(version.EncodedSizeHint(obj))
+		var ok bool
+		if enc, ok = c.actors.encode(obj); !ok {
+			c.forget(stripe, dk)
+			return
+		}
 	}
+	size := int64(len(dk)+len(enc)) + entryOverhead
 	s := c.shard(stripe)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.m[string(dk)]; ok {
 		s.bytes -= old.size
-		old.obj, old.size = obj, size
+		old.enc, old.size = enc, size
 		s.bytes += size
 	} else {
-		e := &cacheEntry{key: string(dk), obj: obj, size: size}
+		e := &cacheEntry{key: string(dk), enc: enc, size: size}
 		s.m[e.key] = e
 		s.fifo = append(s.fifo, e)
 		s.bytes += size
@@ -148,4 +172,126 @@ func (c *objectCache) forget(stripe int, dk []byte) {
 		s.bytes -= e.size
 	}
 	s.mu.Unlock()
+}
+
+// maxActors bounds the actors the cache interns. Actors are node#epoch, a
+// handful per node over a cluster's life; past the bound, objects with a
+// new actor are simply not cached.
+const maxActors = 1 << 16
+
+// actorTable interns actor ids as small numbers for the cache's encoding,
+// so that an entry holds no strings and decoding allocates none.
+type actorTable struct {
+	mu    sync.RWMutex
+	idx   map[version.Actor]uint32
+	names []version.Actor
+}
+
+// id returns a's number, adding it if new; false past maxActors.
+func (t *actorTable) id(a version.Actor) (uint32, bool) {
+	t.mu.RLock()
+	i, ok := t.idx[a]
+	t.mu.RUnlock()
+	if ok {
+		return i, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.idx[a]; ok {
+		return i, true
+	}
+	if len(t.names) >= maxActors {
+		return 0, false
+	}
+	i = uint32(len(t.names))
+	a = version.Actor(strings.Clone(string(a))) // NB: its own bytes, not a slice of a larger string
+	t.names = append(t.names, a)
+	t.idx[a] = i
+	return i, true
+}
+
+// encode writes o's versions: the context's entries and each sibling's
+// dot, tombstone flag and timestamp, as varints with actors interned.
+func (t *actorTable) encode(o *version.Object) ([]byte, bool) {
+	b := make([]byte, 0, 2+len(o.Context)*6+len(o.Siblings)*16)
+	b = binary.AppendUvarint(b, uint64(len(o.Context)))
+	for _, e := range o.Context {
+		id, ok := t.id(e.Actor)
+		if !ok {
+			return nil, false
+		}
+		b = binary.AppendUvarint(b, uint64(id))
+		b = binary.AppendUvarint(b, e.Counter)
+	}
+	b = binary.AppendUvarint(b, uint64(len(o.Siblings)))
+	for _, s := range o.Siblings {
+		id, ok := t.id(s.Dot.Actor)
+		if !ok {
+			return nil, false
+		}
+		b = binary.AppendUvarint(b, uint64(id))
+		c := s.Dot.Counter << 1
+		if s.Tombstone {
+			c |= 1
+		}
+		b = binary.AppendUvarint(b, c)
+		b = binary.AppendVarint(b, s.Timestamp)
+	}
+	return b, true
+}
+
+// decode reverses encode. It reports false for bytes encode did not write
+// (a bug): the caller reads the key from Pebble instead.
+func (t *actorTable) decode(b []byte) (*version.Object, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	actor := func() (version.Actor, bool) {
+		i, ok := next()
+		if !ok || i >= uint64(len(t.names)) {
+			return "", false
+		}
+		return t.names[i], true
+	}
+	nctx, ok := next()
+	if !ok || nctx > uint64(len(b)) {
+		return nil, false
+	}
+	o := &version.Object{}
+	if nctx > 0 {
+		o.Context = make(version.VV, nctx)
+	}
+	for i := range o.Context {
+		a, ok1 := actor()
+		c, ok2 := next()
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		o.Context[i] = version.Entry{Actor: a, Counter: c}
+	}
+	nsib, ok := next()
+	if !ok || nsib > uint64(len(b)) {
+		return nil, false
+	}
+	if nsib > 0 {
+		o.Siblings = make([]version.Sibling, nsib)
+	}
+	for i := range o.Siblings {
+		a, ok1 := actor()
+		c, ok2 := next()
+		ts, n := binary.Varint(b)
+		if !ok1 || !ok2 || n <= 0 {
+			return nil, false
+		}
+		b = b[n:]
+		o.Siblings[i] = version.Sibling{Dot: version.Dot{Actor: a, Counter: c >> 1}, Tombstone: c&1 == 1, Timestamp: ts}
+	}
+	return o, len(b) == 0
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -74,19 +73,18 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 	for i, r := range reqs {
 		l := locs[i]
 		before, ok := pending[string(l.dk)]
-		if !ok {
+		var ctx version.VV
+		if ok {
+			ctx = r.Context
+			if r.SupersedeLocal && before != nil {
+				ctx = before.Context.Join(ctx)
+			}
+		} else {
 			var err error
-			before, err = s.getLocked(l.stripe, l.dk)
-			if errors.Is(err, ErrNotFound) {
-				before = nil
-			} else if err != nil {
+			if before, ctx, err = s.beforePut(l.stripe, l.dk, r); err != nil {
 				b.Close()
 				return nil, nil, err
 			}
-		}
-		ctx := r.Context
-		if r.SupersedeLocal && before != nil {
-			ctx = before.Context.Join(ctx)
 		}
 		a, _ := version.Update(before, ctx, s.actor, r.Value, r.Tombstone, now)
 		if err := b.Set(l.dk, version.Encode(a), nil); err != nil {

@@ -82,7 +82,8 @@ func ParseSyncMode(s string) (SyncMode, error) {
 // Observer learns of every change to stored data. The store calls Changed
 // after the change is committed, while it still holds the key's lock, so
 // calls for one key are serialized and in commit order. before is nil when
-// the key was absent. digest is Options.Digest(key, before) XOR
+// the key was absent, and may carry only versions (its siblings' values
+// nil) when the store read it from its cache. digest is Options.Digest(key, before) XOR
 // Options.Digest(key, after), which the store computed for its summary (0
 // without a Digest). Changed must be quick and must not call back into the
 // store for the same key.
@@ -414,15 +415,25 @@ func (s *Store) dataKey(p ring.Partition, seg uint32, key []byte) []byte {
 
 func stripeOf(key []byte) int { return int(ring.KeyHash(key) >> (64 - stripeBits)) }
 
-// getLocked reads dk with its stripe held, through the object cache, and
-// caches what it finds (absence included).
-func (s *Store) getLocked(stripe int, dk []byte) (*version.Object, error) {
+// versionsLocked returns dk's object, with dk's stripe held: from the
+// object cache, only its versions (partial: every sibling's Value is nil;
+// see objectCache), else the whole object from Pebble, whose versions it
+// caches (absence included). A caller that needs a value it does not
+// bring itself reads the whole object with fullLocked.
+func (s *Store) versionsLocked(stripe int, dk []byte) (o *version.Object, partial bool, err error) {
 	if o, ok := s.cache.get(stripe, dk); ok {
 		if o == nil {
-			return nil, ErrNotFound
+			return nil, false, ErrNotFound
 		}
-		return o, nil
+		return o, true, nil
 	}
+	o, err = s.fullLocked(stripe, dk)
+	return o, false, err
+}
+
+// fullLocked reads dk's whole object from Pebble, with dk's stripe held,
+// and caches its versions (absence included).
+func (s *Store) fullLocked(stripe int, dk []byte) (*version.Object, error) {
 	o, err := s.get(dk)
 	switch {
 	case err == nil:
@@ -431,6 +442,29 @@ func (s *Store) getLocked(stripe int, dk []byte) (*version.Object, error) {
 		s.cache.put(stripe, dk, nil)
 	}
 	return o, err
+}
+
+// keepsSiblings reports whether a write with context ctx on top of before
+// keeps one of before's siblings (one ctx does not cover), and so needs
+// its value.
+func keepsSiblings(ctx version.VV, before *version.Object) bool {
+	for _, sib := range before.Siblings {
+		if !ctx.Covers(sib.Dot) {
+			return true
+		}
+	}
+	return false
+}
+
+// siblingsFrom reports whether every sibling of merged is one of in's, so
+// that merged has every value it needs from in.
+func siblingsFrom(merged, in *version.Object) bool {
+	for _, m := range merged.Siblings {
+		if !slices.ContainsFunc(in.Siblings, func(s version.Sibling) bool { return s.Dot == m.Dot }) {
+			return false
+		}
+	}
+	return true
 }
 
 // stripeRange returns the stripes [lo, hi) holding partition p's keys.
@@ -465,14 +499,41 @@ func (s *Store) Get(key []byte) (*version.Object, error) {
 	}
 	p, seg := s.Locate(key)
 	dk := s.dataKey(p, seg, key)
-	if o, ok := s.cache.get(stripeOf(key), dk); ok {
+	// The cache holds versions, not values: it answers only for a key it
+	// knows absent.
+	if o, ok := s.cache.get(stripeOf(key), dk); ok && o == nil {
+		return nil, ErrNotFound
+	}
+	return s.get(dk)
+}
+
+// Versions returns key's versions: its object, whose siblings' values may
+// be nil (see objectCache), or ErrNotFound. It is what a digest read
+// needs (Options.Digest depends on versions only), served from the
+// object cache when it can be. The object is the caller's to keep.
+func (s *Store) Versions(key []byte) (*version.Object, error) {
+	if err := s.CheckKey(key); err != nil {
+		return nil, err
+	}
+	p, seg := s.Locate(key)
+	dk := s.dataKey(p, seg, key)
+	st := stripeOf(key)
+	if o, ok := s.cache.get(st, dk); ok {
 		if o == nil {
 			return nil, ErrNotFound
 		}
 		return o, nil
 	}
-	return s.get(dk)
+	// A miss fills the cache, which takes the key's lock (see objectCache).
+	s.stripes[st].Lock()
+	defer s.stripes[st].Unlock()
+	o, _, err := s.versionsLocked(st, dk)
+	return o, err
 }
+
+// Digest returns Options.Digest of key's object o (0 without a Digest or
+// for an absent object).
+func (s *Store) Digest(key []byte, o *version.Object) uint64 { return s.digest(key, o) }
 
 func (s *Store) get(dk []byte) (*version.Object, error) {
 	if s.closed.Load() {
@@ -540,13 +601,9 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 	st := stripeOf(req.Key)
 	s.stripes[st].Lock()
 	defer s.stripes[st].Unlock()
-	before, err := s.getLocked(st, dk)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	before, ctx, err := s.beforePut(st, dk, req)
+	if err != nil {
 		return nil, nil, err
-	}
-	ctx := req.Context
-	if req.SupersedeLocal && before != nil {
-		ctx = before.Context.Join(ctx)
 	}
 	after, _ = version.Update(before, ctx, s.actor, req.Value, req.Tombstone, s.opts.Now().UnixNano())
 	if s.closed.Load() {
@@ -590,6 +647,51 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 	}, nil
 }
 
+// beforePut reads what a put of dk is versioned on top of, with dk's
+// stripe held, and the context it supersedes: from the cache's versions
+// when the put keeps none of the stored siblings (an overwrite, or a
+// context that covers them all), else the whole object.
+func (s *Store) beforePut(st int, dk []byte, req PutRequest) (before *version.Object, ctx version.VV, err error) {
+	before, partial, err := s.versionsLocked(st, dk)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, nil, err
+	}
+	ctx = req.Context
+	if req.SupersedeLocal && before != nil {
+		ctx = before.Context.Join(ctx)
+	}
+	if partial && keepsSiblings(ctx, before) {
+		if before, err = s.fullLocked(st, dk); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, nil, err
+		}
+		ctx = req.Context
+		if req.SupersedeLocal && before != nil {
+			ctx = before.Context.Join(ctx)
+		}
+	}
+	return before, ctx, nil
+}
+
+// mergeBefore reads what obj is merged into, with dk's stripe held, and
+// the merge: from the cache's versions when the merge keeps only obj's
+// siblings, else from the whole object.
+func (s *Store) mergeBefore(st int, dk []byte, obj *version.Object) (before, after *version.Object, err error) {
+	before, partial, err := s.versionsLocked(st, dk)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, nil, err
+	}
+	// NB: obj first: where both hold a sibling, Merge keeps its first
+	// argument's, which has the value.
+	after = version.Merge(obj, before)
+	if partial && !siblingsFrom(after, obj) {
+		if before, err = s.fullLocked(st, dk); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, nil, err
+		}
+		after = version.Merge(obj, before)
+	}
+	return before, after, nil
+}
+
 // Merge joins obj into the stored object for key. It writes only when the
 // join differs from what is stored, and reports whether it did. A merge
 // never creates a version.
@@ -602,13 +704,12 @@ func (s *Store) Merge(key []byte, obj *version.Object) (merged *version.Object, 
 	st := stripeOf(key)
 	s.stripes[st].Lock()
 	defer s.stripes[st].Unlock()
-	before, err := s.getLocked(st, dk)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	before, after, err := s.mergeBefore(st, dk, obj)
+	if err != nil {
 		return nil, false, err
 	}
-	after := version.Merge(before, obj)
 	if before != nil && version.Equal(before, after) {
-		return before, false, nil
+		return after, false, nil // after: before may lack values
 	}
 	if after.IsEmpty() {
 		return after, false, nil
@@ -895,16 +996,15 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 	for i, it := range items {
 		l := locs[i]
 		before, ok := pending[string(l.dk)]
-		if !ok {
+		var after *version.Object
+		if ok {
+			after = version.Merge(it.Object, before)
+		} else {
 			var err error
-			before, err = s.getLocked(l.stripe, l.dk)
-			if errors.Is(err, ErrNotFound) {
-				before = nil
-			} else if err != nil {
+			if before, after, err = s.mergeBefore(l.stripe, l.dk, it.Object); err != nil {
 				return 0, err
 			}
 		}
-		after := version.Merge(before, it.Object)
 		if (before != nil && version.Equal(before, after)) || after.IsEmpty() {
 			continue
 		}
@@ -960,7 +1060,7 @@ func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (delet
 	st := stripeOf(key)
 	s.stripes[st].Lock()
 	defer s.stripes[st].Unlock()
-	cur, err := s.getLocked(st, dk)
+	cur, err := s.fullLocked(st, dk) // pred sees the whole object
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}

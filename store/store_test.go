@@ -237,7 +237,19 @@ type recordingObserver struct {
 func (r *recordingObserver) Changed(p ring.Partition, seg uint32, key []byte, before, after *version.Object, _ uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.changes = append(r.changes, fmt.Sprintf("%s:%v->%v", key, values(before), values(after)))
+	r.changes = append(r.changes, fmt.Sprintf("%s:%v->%v", key, dots(before), values(after)))
+}
+
+// dots lists an object's siblings by counter: an observer's before may
+// carry versions only (see Observer).
+func dots(o *version.Object) []uint64 {
+	out := []uint64{}
+	if o != nil {
+		for _, s := range o.Siblings {
+			out = append(out, s.Dot.Counter)
+		}
+	}
+	return out
 }
 
 func TestObserverSeesEveryChange(t *testing.T) {
@@ -247,7 +259,7 @@ func TestObserverSeesEveryChange(t *testing.T) {
 	o, _ := s.Put(PutRequest{Key: []byte("k"), Value: []byte("a")})
 	s.Merge([]byte("k"), o) // no change: not observed
 	s.Put(PutRequest{Key: []byte("k"), Value: []byte("b"), Context: o.Context})
-	want := []string{"k:[]->[a]", "k:[a]->[b]"}
+	want := []string{"k:[]->[a]", "k:[1]->[b]"}
 	if strings.Join(obs.changes, " ") != strings.Join(want, " ") {
 		t.Fatalf("observed %v, want %v", obs.changes, want)
 	}
@@ -396,7 +408,7 @@ func TestMergeManyAndDeleteIf(t *testing.T) {
 	if c := dst.Counts(); c.Live != 49 {
 		t.Fatalf("counts after delete %+v", c)
 	}
-	if last := obs.changes[len(obs.changes)-1]; last != "k1:[v]->[]" {
+	if last := obs.changes[len(obs.changes)-1]; last != "k1:[1]->[]" {
 		t.Fatalf("observer saw %q for the delete", last)
 	}
 }
@@ -469,6 +481,80 @@ func TestScanPartitionAfterResumes(t *testing.T) {
 // mix of puts, merges and conditional deletes from many goroutines, with a
 // budget small enough to evict constantly, every key reads the same
 // through the cache as straight from Pebble.
+// TestCachedVersionsKeepValues: with the versions of a key cached, a put
+// that keeps a concurrent sibling, and a merge that keeps a local one,
+// read the value they keep from Pebble; a merge that changes nothing
+// returns whole values (a fallback hints what Merge returns).
+func TestCachedVersionsKeepValues(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{})
+	defer s.Close()
+	other := openMem(t, vfs.NewMem(), Options{Dir: "/other", NodeID: "other"})
+	defer other.Close()
+	a, err := s.Put(PutRequest{Key: []byte("k"), Value: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(PutRequest{Key: []byte("k"), Value: []byte("b")}); err != nil { // no context: a sibling
+		t.Fatal(err)
+	}
+	o, _ := s.Get([]byte("k"))
+	if got := values(o); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("after a concurrent put: %v, want [a b]", got)
+	}
+	w, _ := other.Put(PutRequest{Key: []byte("k"), Value: []byte("w")})
+	if _, _, err := s.Merge([]byte("k"), w); err != nil {
+		t.Fatal(err)
+	}
+	o, _ = s.Get([]byte("k"))
+	if got := values(o); len(got) != 3 {
+		t.Fatalf("after merging a concurrent write: %v, want a, b and w", got)
+	}
+	merged, changed, err := s.Merge([]byte("k"), a)
+	if err != nil || changed {
+		t.Fatalf("merging an old version: changed %v, %v", changed, err)
+	}
+	for _, sib := range merged.Siblings {
+		if len(sib.Value) == 0 {
+			t.Fatalf("Merge returned %v without its value", sib.Dot)
+		}
+	}
+	// An overwrite needs only versions: it supersedes all three.
+	if _, err := s.Put(PutRequest{Key: []byte("k"), Value: []byte("c"), SupersedeLocal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ = s.Get([]byte("k")); len(o.Siblings) != 1 || string(o.Siblings[0].Value) != "c" {
+		t.Fatalf("after an overwrite: %v, want [c]", values(o))
+	}
+}
+
+// TestCacheEncodingRoundTrips: the cache's compact encoding gives back the
+// versions it was given.
+func TestCacheEncodingRoundTrips(t *testing.T) {
+	c := newObjectCache(1 << 20)
+	a, b := version.NewActor("n1", "e1"), version.NewActor("n2", "e2")
+	o1, _ := version.Update(nil, nil, a, []byte("x"), false, 12345)
+	o2, _ := version.Update(o1, nil, b, nil, true, -7)
+	o3 := version.Merge(o2, &version.Object{Context: version.VV{{Actor: b, Counter: 1 << 40}}})
+	for _, o := range []*version.Object{o1, o2, o3, {}} {
+		enc, ok := c.actors.encode(o)
+		if !ok {
+			t.Fatal("encode refused")
+		}
+		got, ok := c.actors.decode(enc)
+		if !ok || !version.Equal(got, o) {
+			t.Fatalf("round trip of %v: %v (ok %v)", dots(o), dots(got), ok)
+		}
+		for i := range got.Siblings {
+			if got.Siblings[i].Timestamp != o.Siblings[i].Timestamp {
+				t.Fatalf("timestamp %d came back as %d", o.Siblings[i].Timestamp, got.Siblings[i].Timestamp)
+			}
+		}
+	}
+	if _, ok := c.actors.decode([]byte{5, 1}); ok {
+		t.Fatal("decode took bytes encode did not write")
+	}
+}
+
 func TestObjectCacheStaysCoherent(t *testing.T) {
 	s := openMem(t, vfs.NewMem(), Options{Sync: SyncNone, ObjectCacheSize: 64 << 10})
 	defer s.Close()
@@ -506,10 +592,23 @@ func TestObjectCacheStaysCoherent(t *testing.T) {
 	for i := range 97 {
 		key := []byte(fmt.Sprint("k", i))
 		p, seg := s.Locate(key)
-		fromPebble, errP := s.get(s.dataKey(p, seg, key))
-		cached, errC := s.Get(key)
-		if (errP == nil) != (errC == nil) || (errP == nil && !version.Equal(fromPebble, cached)) {
-			t.Fatalf("%s: cache %v %v, pebble %v %v", key, values(cached), errC, values(fromPebble), errP)
+		dk := s.dataKey(p, seg, key)
+		fromPebble, errP := s.get(dk)
+		// Every value written is whole: no write took a cached sibling,
+		// which has no value, into what it stored.
+		if errP == nil {
+			for _, sib := range fromPebble.Siblings {
+				if !sib.Tombstone && len(sib.Value) == 0 {
+					t.Fatalf("%s: a stored sibling %v lost its value", key, sib.Dot)
+				}
+			}
+		}
+		cached, ok := s.cache.get(stripeOf(key), dk)
+		if !ok {
+			continue // evicted
+		}
+		if (errP == nil) != (cached != nil) || (errP == nil && !version.Equal(fromPebble, cached)) {
+			t.Fatalf("%s: cache %v, pebble %v %v", key, dots(cached), dots(fromPebble), errP)
 		}
 	}
 }
