@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
@@ -432,11 +433,16 @@ func (n *Node) handleGet(ctx context.Context, payload []byte) (any, error) {
 	return reply, err
 }
 
-// readResult is one replica's answer to a read.
+// readResult is one replica's answer to a read: its object, or for a
+// digest read its digest.
 type readResult struct {
 	t   target
 	obj *version.Object // nil: the replica holds nothing
 	err error
+	// digestReq: the request was a digest read; digested: the answer is
+	// digest (a replica that does not know digest reads answers whole).
+	digestReq, digested bool
+	digest              uint64
 }
 
 // Get coordinates a read: it asks the replicas, answers once R have
@@ -465,43 +471,94 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	if len(targets) == 0 {
 		return nil, &QuorumError{Op: "get", Needed: r, Unreachable: pl.unreachable()}
 	}
-	body, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key})
+	full, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key})
+	if err != nil {
+		return nil, err
+	}
+	digest, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key, Digest: true})
 	if err != nil {
 		return nil, err
 	}
 	g := &readGather{n: n, v: v, key: req.Key, targets: targets, pending: len(targets), signal: make(chan struct{}, 1),
-		repair: n.cfg.ReadRepair && !req.NoRepair}
+		repair: n.cfg.ReadRepair && !req.NoRepair, full: full, digest: digest}
+	// One replica sends the data, the others digests (Cassandra's digest
+	// reads): this node when it is a replica, else the first target.
+	selfAt := slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })
+	self := selfAt >= 0
+	dataSent := self
 	for _, t := range targets {
 		if t.id == n.self {
-			obj, err := n.store.Get(req.Key)
-			if errors.Is(err, store.ErrNotFound) {
-				err = nil
-			}
-			g.add(readResult{t: t, obj: obj, err: err})
 			continue
 		}
-		// The replica reads outlive the request by ReadRepairWait so
-		// that slow replicas can still be repaired.
-		n.pool.Go(v.members[t.id].RPCAddr, proto.KindReplicaGet, body, n.cfg.Timeout+n.cfg.ReadRepairWait,
-			func(_ wire.Kind, resp []byte, err error) { g.add(replicaGetResult(t, resp, err)) })
+		if !dataSent {
+			dataSent = true
+			g.read(t, false)
+			continue
+		}
+		g.read(t, true)
+	}
+	if self {
+		obj, err := n.store.Get(req.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+		g.add(readResult{t: targets[selfAt], obj: obj, err: err})
 	}
 
-	ok, seen := 0, 0
+	ok, seen, total := 0, 0, len(targets)
 	var merged *version.Object
 	var lastErr error
-	var batch []readResult
+	var batch, unverified []readResult
+	var digests []uint64 // of the data answers so far
+	dataOut := 1         // data reads still out
 	var timer *time.Timer
+	// verify counts a digest answer that matches a data answer; one that
+	// does not is read again, whole, and counts when that comes.
+	verify := func(res readResult) {
+		if slices.Contains(digests, res.digest) {
+			ok++
+			return
+		}
+		g.expect()
+		total++
+		dataOut++
+		g.read(res.t, false)
+	}
 	for ok < r {
 		batch, seen = g.since(batch[:0], seen)
 		for _, res := range batch {
-			if res.err != nil {
+			switch {
+			case res.err != nil:
 				lastErr = fmt.Errorf("%s: %w", res.t.id, res.err)
-				continue
+				if !res.digestReq {
+					dataOut--
+				}
+			case res.digested && len(digests) == 0:
+				unverified = append(unverified, res)
+			case res.digested:
+				verify(res)
+			default:
+				dataOut--
+				ok++
+				merged = version.Merge(merged, res.obj)
+				digests = append(digests, antientropy.LeafHash(req.Key, res.obj))
+				for _, u := range unverified {
+					verify(u)
+				}
+				unverified = unverified[:0]
 			}
-			ok++
-			merged = version.Merge(merged, res.obj)
 		}
-		if ok >= r || seen == len(targets) {
+		if dataOut == 0 && len(digests) == 0 {
+			// Every data read failed: read the digest answers whole.
+			for _, u := range unverified {
+				g.expect()
+				total++
+				dataOut++
+				g.read(u.t, false)
+			}
+			unverified = unverified[:0]
+		}
+		if ok >= r || seen == total {
 			break
 		}
 		if timer == nil {
@@ -527,19 +584,22 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 }
 
 // replicaGetResult decodes one replica's answer to a ReplicaGet.
-func replicaGetResult(t target, resp []byte, err error) readResult {
+func replicaGetResult(t target, digestReq bool, resp []byte, err error) readResult {
 	if err != nil {
-		return readResult{t: t, err: err}
+		return readResult{t: t, err: err, digestReq: digestReq}
 	}
 	var rep proto.ReplicaGetReply
 	if err := wire.Unmarshal(resp, &rep); err != nil {
-		return readResult{t: t, err: err}
+		return readResult{t: t, err: err, digestReq: digestReq}
 	}
-	if !rep.Found {
-		return readResult{t: t}
+	switch {
+	case rep.Digested:
+		return readResult{t: t, digestReq: digestReq, digested: true, digest: rep.Digest}
+	case !rep.Found:
+		return readResult{t: t, digestReq: digestReq}
 	}
 	obj, err := version.Decode(rep.Object)
-	return readResult{t: t, obj: obj, err: err}
+	return readResult{t: t, obj: obj, err: err, digestReq: digestReq}
 }
 
 // readGather collects the replicas' answers to one read. The coordinator
@@ -554,6 +614,8 @@ type readGather struct {
 	key     []byte
 	targets []target
 	repair  bool // read repair is on for this read
+	// full and digest are the encoded ReplicaGet, whole and digest.
+	full, digest []byte
 	// signal is sent to (without blocking) when an answer arrives.
 	signal chan struct{}
 
@@ -584,6 +646,26 @@ func (g *readGather) add(res readResult) {
 	}
 }
 
+// read sends one replica read, whole or a digest; its answer comes to add.
+// The replica reads outlive the request by ReadRepairWait so that slow
+// replicas can still be repaired.
+func (g *readGather) read(t target, digest bool) {
+	body := g.full
+	if digest {
+		body = g.digest
+	}
+	n := g.n
+	n.pool.Go(g.v.members[t.id].RPCAddr, proto.KindReplicaGet, body, n.cfg.Timeout+n.cfg.ReadRepairWait,
+		func(_ wire.Kind, resp []byte, err error) { g.add(replicaGetResult(t, digest, resp, err)) })
+}
+
+// expect counts one more answer to come (a digest answer read again).
+func (g *readGather) expect() {
+	g.mu.Lock()
+	g.pending++
+	g.mu.Unlock()
+}
+
 // since appends the answers after the first seen to dst.
 func (g *readGather) since(dst []readResult, seen int) ([]readResult, int) {
 	g.mu.Lock()
@@ -607,34 +689,95 @@ func (g *readGather) handOff() {
 
 // finish merges every answer and sends the merged object to each home
 // replica that was stale or missing it, on a goroutine of its own, if any
-// is. Repairs merge on arrival; they never create a version.
+// is. A digest answer stands for the data answer it matches; a replica
+// whose digest matches none is read whole first (Cassandra's digest
+// mismatch), so its versions join the merge. Repairs merge on arrival;
+// they never create a version.
 func (g *readGather) finish() {
 	if !g.repair {
 		return
 	}
+	type data struct {
+		obj    *version.Object
+		digest uint64
+	}
+	var datas []data
+	whole := map[ring.NodeID]*version.Object{} // replicas that answered with data
 	var merged *version.Object
 	for _, res := range g.got {
-		if res.err == nil {
+		if res.err == nil && !res.digested {
 			merged = version.Merge(merged, res.obj)
+			datas = append(datas, data{res.obj, antientropy.LeafHash(g.key, res.obj)})
+			whole[res.t.id] = res.obj
 		}
 	}
-	if merged.IsEmpty() {
+	var unknown, answered []target
+	objs := map[ring.NodeID]*version.Object{}
+	for _, res := range g.got {
+		switch {
+		case res.err != nil:
+			continue
+		case !res.digested:
+			objs[res.t.id] = res.obj
+		case whole[res.t.id] != nil:
+			continue // read again whole: that answer counts
+		default:
+			i := slices.IndexFunc(datas, func(d data) bool { return d.digest == res.digest })
+			if i < 0 {
+				unknown = append(unknown, res.t)
+				continue
+			}
+			objs[res.t.id] = datas[i].obj
+		}
+		if res.t.home() {
+			answered = append(answered, res.t)
+		}
+	}
+	stale := func() []target {
+		var out []target
+		for _, t := range answered {
+			if !version.Equal(objs[t.id], merged) {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	if len(unknown) == 0 {
+		if merged.IsEmpty() {
+			return
+		}
+		if st := stale(); len(st) > 0 {
+			n := g.n
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.readRepair(g.v, g.key, merged, st)
+			}()
+		}
 		return
 	}
-	var stale []target
-	for _, res := range g.got {
-		if res.err == nil && res.t.home() && !version.Equal(res.obj, merged) {
-			stale = append(stale, res.t)
+	n := g.n
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for _, t := range unknown {
+			ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
+			_, resp, err := n.pool.Call(ctx, g.v.members[t.id].RPCAddr, proto.KindReplicaGet, g.full)
+			cancel()
+			res := replicaGetResult(t, false, resp, err)
+			if res.err != nil {
+				continue
+			}
+			objs[t.id] = res.obj
+			merged = version.Merge(merged, res.obj)
+			if t.home() {
+				answered = append(answered, t)
+			}
 		}
-	}
-	if len(stale) > 0 {
-		n := g.n
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.readRepair(g.v, g.key, merged, stale)
-		}()
-	}
+		if st := stale(); len(st) > 0 && !merged.IsEmpty() {
+			n.readRepair(g.v, g.key, merged, st)
+		}
+	}()
 }
 
 // readRepair sends merged to each stale home replica.
@@ -723,6 +866,18 @@ func (n *Node) handleReplicaGet(ctx context.Context, payload []byte) (any, error
 	var req proto.ReplicaGet
 	if err := decode(payload, &req); err != nil {
 		return nil, err
+	}
+	if req.Digest {
+		// Versions are enough for the digest, and the store keeps them
+		// in memory for most keys.
+		obj, err := n.store.Versions(req.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			return &proto.ReplicaGetReply{Digested: true}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &proto.ReplicaGetReply{Found: true, Digested: true, Digest: antientropy.LeafHash(req.Key, obj)}, nil
 	}
 	obj, err := n.store.Get(req.Key)
 	if errors.Is(err, store.ErrNotFound) {

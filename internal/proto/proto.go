@@ -196,12 +196,21 @@ type ReplicaPutBatchReply struct {
 // ReplicaGet asks a replica for its copy of Key.
 type ReplicaGet struct {
 	Key []byte `msgpack:"k"`
+	// Digest asks for the copy's digest (antientropy.LeafHash: the key and
+	// its versions) instead of the object, as Cassandra's digest reads: a
+	// coordinator reads the data from one replica and digests from the
+	// others. A replica that does not know the field sends the object.
+	Digest bool `msgpack:"d,omitempty"`
 }
 
-// ReplicaGetReply carries the replica's object (version.Encode), if any.
+// ReplicaGetReply carries the replica's object (version.Encode), if any,
+// or, for a digest read, its digest.
 type ReplicaGetReply struct {
 	Found  bool   `msgpack:"f"`
 	Object []byte `msgpack:"o,omitempty"`
+	// Digested says the reply carries Digest, not Object.
+	Digested bool   `msgpack:"dd,omitempty"`
+	Digest   uint64 `msgpack:"h,omitempty"`
 }
 
 // Admin and ownership kinds clients use. Wire enum: only append.
