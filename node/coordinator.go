@@ -465,6 +465,25 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 		return nil, err
 	}
 	v := n.view.Load()
+	g, err := n.newRead(v, req, nrep, r)
+	if err != nil {
+		return nil, err
+	}
+	// One replica sends the data, the others digests (Cassandra's digest
+	// reads): this node when it is a replica, else the first target.
+	for i, t := range g.targets {
+		if i != g.selfAt {
+			g.read(t, g.selfAt >= 0 || i > 0)
+		}
+	}
+	g.readLocal()
+	return g.await(ctx, r, mode, req)
+}
+
+// newRead plans a read and prepares its gather; the caller sends the
+// replica reads (read, or a batch) and the local one (readLocal), then
+// awaits the answers.
+func (n *Node) newRead(v *view, req *proto.GetRequest, nrep, r int) (*readGather, error) {
 	p := v.ring.PartitionForKey(req.Key)
 	pl := n.plan(v, p, nrep, req.Strict, false)
 	targets := pl.targets
@@ -479,32 +498,27 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	if err != nil {
 		return nil, err
 	}
-	g := &readGather{n: n, v: v, key: req.Key, targets: targets, pending: len(targets), signal: make(chan struct{}, 1),
-		repair: n.cfg.ReadRepair && !req.NoRepair, full: full, digest: digest}
-	// One replica sends the data, the others digests (Cassandra's digest
-	// reads): this node when it is a replica, else the first target.
-	selfAt := slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })
-	self := selfAt >= 0
-	dataSent := self
-	for _, t := range targets {
-		if t.id == n.self {
-			continue
-		}
-		if !dataSent {
-			dataSent = true
-			g.read(t, false)
-			continue
-		}
-		g.read(t, true)
-	}
-	if self {
-		obj, err := n.store.Get(req.Key)
-		if errors.Is(err, store.ErrNotFound) {
-			err = nil
-		}
-		g.add(readResult{t: targets[selfAt], obj: obj, err: err})
-	}
+	return &readGather{n: n, v: v, key: req.Key, targets: targets, pending: len(targets), signal: make(chan struct{}, 1),
+		repair: n.cfg.ReadRepair && !req.NoRepair, full: full, digest: digest, unreachable: pl.unreachable(),
+		selfAt: slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })}, nil
+}
 
+// readLocal reads this node's copy whole, if it is a target.
+func (g *readGather) readLocal() {
+	if g.selfAt < 0 {
+		return
+	}
+	obj, err := g.n.store.Get(g.key)
+	if errors.Is(err, store.ErrNotFound) {
+		err = nil
+	}
+	g.add(readResult{t: g.targets[g.selfAt], obj: obj, err: err})
+}
+
+// await takes the answers as they come until R agree or time is up, and
+// hands the rest to the gather (read repair).
+func (g *readGather) await(ctx context.Context, r int, mode proto.Mode, req *proto.GetRequest) (*proto.GetReply, error) {
+	n, targets := g.n, g.targets
 	ok, seen, total := 0, 0, len(targets)
 	var merged *version.Object
 	var lastErr error
@@ -541,7 +555,7 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 				dataOut--
 				ok++
 				merged = version.Merge(merged, res.obj)
-				digests = append(digests, antientropy.LeafHash(req.Key, res.obj))
+				digests = append(digests, antientropy.LeafHash(g.key, res.obj))
 				for _, u := range unverified {
 					verify(u)
 				}
@@ -573,12 +587,12 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 		}
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
 		g.handOff()
-		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: pl.unreachable(), Cause: lastErr}
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: g.unreachable, Cause: lastErr}
 	}
 	g.handOff()
 	if ok < r {
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
-		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: pl.unreachable(), Cause: lastErr}
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: g.unreachable, Cause: lastErr}
 	}
 	return getReply(merged, mode, ok, req.Tombstones), nil
 }
@@ -616,6 +630,9 @@ type readGather struct {
 	repair  bool // read repair is on for this read
 	// full and digest are the encoded ReplicaGet, whole and digest.
 	full, digest []byte
+	// selfAt is this node's index in targets, or -1; unreachable counts
+	// the home replicas the plan could not cover.
+	selfAt, unreachable int
 	// signal is sent to (without blocking) when an answer arrives.
 	signal chan struct{}
 
