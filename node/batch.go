@@ -282,3 +282,134 @@ func (n *Node) handleReplicaPutBatch(ctx context.Context, payload []byte) (any, 
 	}
 	return &proto.ReplicaPutBatchReply{Changed: changed}, nil
 }
+
+// GetMany coordinates several reads together, as a Redis pipeline of GETs
+// arrives: each replica gets one ReplicaGetBatch with the digests it is
+// asked for, answered from its version cache, and this node reads its own
+// copies. Every read keeps Get's semantics (R answers, a digest that
+// differs read again whole, read repair afterwards), and its result is
+// what Get would have returned. Reads this node holds no copy for, and
+// local reads, go through Get.
+func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies []*proto.GetReply, errs []error) {
+	n.markForeground()
+	replies = make([]*proto.GetReply, len(reqs))
+	errs = make([]error, len(reqs))
+	v := n.view.Load()
+	type read struct {
+		i int
+		g *readGather
+		r int
+	}
+	var reads []read
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	type group struct {
+		id    ring.NodeID
+		t     []target
+		gs    []*readGather
+		keys  [][]byte
+		reads []int
+	}
+	var groups []*group
+	for i, req := range reqs {
+		if err := n.store.CheckKey(req.Key); err != nil {
+			errs[i] = err
+			continue
+		}
+		nrep, r, err := n.quorum(req.N, req.R, n.cfg.R, "r")
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		var g *readGather
+		if !req.Local {
+			if g, err = n.newRead(v, req, nrep, r); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		if g == nil || g.selfAt < 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				replies[i], errs[i] = n.Get(ctx, req)
+			}()
+			continue
+		}
+		reads = append(reads, read{i, g, r})
+		for k, t := range g.targets {
+			if k == g.selfAt {
+				continue
+			}
+			var gr *group
+			for _, x := range groups {
+				if x.id == t.id {
+					gr = x
+				}
+			}
+			if gr == nil {
+				gr = &group{id: t.id}
+				groups = append(groups, gr)
+			}
+			gr.t = append(gr.t, t)
+			gr.gs = append(gr.gs, g)
+			gr.keys = append(gr.keys, req.Key)
+		}
+	}
+	for _, gr := range groups {
+		fail := func(err error) {
+			for k, g := range gr.gs {
+				g.add(readResult{t: gr.t[k], err: err, digestReq: true})
+			}
+		}
+		body, err := wire.Marshal(&proto.ReplicaGetBatch{Keys: gr.keys, Digest: true})
+		if err != nil {
+			fail(err)
+			continue
+		}
+		n.pool.Go(v.members[gr.id].RPCAddr, proto.KindReplicaGetBatch, body, n.cfg.Timeout+n.cfg.ReadRepairWait,
+			func(_ wire.Kind, resp []byte, err error) {
+				if err != nil {
+					fail(err)
+					return
+				}
+				var rep proto.ReplicaGetBatchReply
+				if err := wire.Unmarshal(resp, &rep); err != nil || len(rep.Items) != len(gr.gs) {
+					fail(fmt.Errorf("node: batch read reply from %s: %d items for %d keys (%v)", gr.id, len(rep.Items), len(gr.gs), err))
+					return
+				}
+				for k, g := range gr.gs {
+					g.add(replyResult(gr.t[k], true, &rep.Items[k]))
+				}
+			})
+	}
+	for _, rd := range reads {
+		rd.g.readLocal()
+	}
+	for _, rd := range reads {
+		req := reqs[rd.i]
+		replies[rd.i], errs[rd.i] = rd.g.await(ctx, rd.r, n.mode(req.Mode), req)
+	}
+	return replies, errs
+}
+
+// handleReplicaGetBatch answers each key of a batch read, whole or digest.
+func (n *Node) handleReplicaGetBatch(ctx context.Context, payload []byte) (any, error) {
+	n.markForeground()
+	var req proto.ReplicaGetBatch
+	if err := decode(payload, &req); err != nil {
+		return nil, err
+	}
+	rep := &proto.ReplicaGetBatchReply{Items: make([]proto.ReplicaGetReply, len(req.Keys))}
+	for i, k := range req.Keys {
+		if err := n.store.CheckKey(k); err != nil {
+			return nil, wire.Errorf(wire.CodeBadRequest, "key %d: %v", i, err)
+		}
+		it, err := n.replicaGet(k, req.Digest)
+		if err != nil {
+			return nil, err
+		}
+		rep.Items[i] = *it
+	}
+	return rep, nil
+}

@@ -117,3 +117,44 @@ func values(o *version.Object) []string {
 	}
 	return out
 }
+
+// TestGetManyAsGets: a batch of reads answers each key as Get would: the
+// newest value even where this node's copy is stale (its replicas'
+// digests differ, so they are read whole), not found for a missing key.
+func TestGetManyAsGets(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	ctx := ctxFor(t)
+	var reqs []*proto.PutRequest
+	for i := range 20 {
+		reqs = append(reqs, &proto.PutRequest{Key: []byte(fmt.Sprint("g", i)), Value: []byte(fmt.Sprint("v", i)), Overwrite: true, W: 3})
+	}
+	if _, errs := tc.nodes[0].PutMany(ctx, reqs); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	res, _ := tc.client(0).Get(ctx, []byte("g7"))
+	newer, err := tc.nodes[1].store.Put(storePut([]byte("g7"), "new", res.Context))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tc.nodes[2].store.Merge([]byte("g7"), newer); err != nil {
+		t.Fatal(err)
+	}
+	var gets []*proto.GetRequest
+	for i := range 20 {
+		gets = append(gets, &proto.GetRequest{Key: []byte(fmt.Sprint("g", i)), Mode: proto.ModeLWW})
+	}
+	gets = append(gets, &proto.GetRequest{Key: []byte("absent")})
+	replies, errs := tc.nodes[0].GetMany(ctx, gets)
+	for i := range 20 {
+		want := fmt.Sprint("v", i)
+		if i == 7 {
+			want = "new"
+		}
+		if errs[i] != nil || !replies[i].Found || string(replies[i].Siblings[0].Value) != want {
+			t.Fatalf("g%d: %v %+v, want %s", i, errs[i], replies[i], want)
+		}
+	}
+	if errs[20] != nil || replies[20].Found {
+		t.Fatalf("absent key: %v %+v", errs[20], replies[20])
+	}
+}

@@ -606,6 +606,11 @@ func replicaGetResult(t target, digestReq bool, resp []byte, err error) readResu
 	if err := wire.Unmarshal(resp, &rep); err != nil {
 		return readResult{t: t, err: err, digestReq: digestReq}
 	}
+	return replyResult(t, digestReq, &rep)
+}
+
+// replyResult turns one replica's decoded answer into a readResult.
+func replyResult(t target, digestReq bool, rep *proto.ReplicaGetReply) readResult {
 	switch {
 	case rep.Digested:
 		return readResult{t: t, digestReq: digestReq, digested: true, digest: rep.Digest}
@@ -884,6 +889,12 @@ func (n *Node) handleReplicaGet(ctx context.Context, payload []byte) (any, error
 	if err := decode(payload, &req); err != nil {
 		return nil, err
 	}
+	return n.replicaGet(req.Key, req.Digest)
+}
+
+// replicaGet answers one replica read, whole or a digest.
+func (n *Node) replicaGet(key []byte, digest bool) (*proto.ReplicaGetReply, error) {
+	req := proto.ReplicaGet{Key: key, Digest: digest}
 	if req.Digest {
 		// Versions are enough for the digest, and the store keeps them
 		// in memory for most keys.

@@ -597,7 +597,7 @@ func (n *Node) Close() error {
 // than the memtable operation itself.
 func (n *Node) inline(kind wire.Kind) bool {
 	switch kind {
-	case proto.KindReplicaGet:
+	case proto.KindReplicaGet, proto.KindReplicaGetBatch:
 		return true
 	case proto.KindReplicaPut, proto.KindReplicaPutBatch:
 		return n.cfg.Sync != store.SyncAlways
@@ -641,6 +641,7 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindReplicaPut] = n.handleReplicaPut
 	n.handlers[proto.KindReplicaGet] = n.handleReplicaGet
 	n.handlers[proto.KindReplicaPutBatch] = n.handleReplicaPutBatch
+	n.handlers[proto.KindReplicaGetBatch] = n.handleReplicaGetBatch
 	n.handlers[proto.KindStatus] = n.handleStatus
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
 	n.handlers[kindTransferScan] = n.handleTransferScan

@@ -57,6 +57,29 @@ func (b *respBackend) SetMany(ctx context.Context, keys, values [][]byte, q resp
 	return errs
 }
 
+// GetMany reads a pipeline's GETs together (resp.BatchGetter): see
+// Node.GetMany.
+func (b *respBackend) GetMany(ctx context.Context, keys [][]byte, q resp.Quorum) ([][]byte, []bool, []error) {
+	n := (*Node)(b)
+	start := time.Now()
+	reqs := make([]*proto.GetRequest, len(keys))
+	all := make([]proto.GetRequest, len(keys))
+	for i := range keys {
+		all[i] = proto.GetRequest{Key: keys[i], R: q.R, N: q.N, Mode: proto.ModeLWW}
+		reqs[i] = &all[i]
+	}
+	replies, errs := n.GetMany(ctx, reqs)
+	values := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	for i, rep := range replies {
+		n.metrics.observe("resp_get", start, errs[i])
+		if errs[i] == nil && rep.Found && len(rep.Siblings) > 0 {
+			values[i], found[i] = rep.Siblings[0].Value, true
+		}
+	}
+	return values, found, errs
+}
+
 // Delete reads first, since DEL answers how many keys existed; a key that
 // does not exist is not written.
 func (b *respBackend) Delete(ctx context.Context, key []byte, q resp.Quorum) (bool, error) {

@@ -8,14 +8,25 @@ import (
 	"testing"
 )
 
-// batchFake is a fakeBackend that also writes several keys at once, and
-// records the size of each SetMany call.
+// batchFake is a fakeBackend that also writes and reads several keys at
+// once, and records the size of each SetMany and GetMany call.
 type batchFake struct {
 	*fakeBackend
-	bmu     sync.Mutex
-	batches []int
+	bmu           sync.Mutex
+	batches, gets []int
 	// fail makes SetMany fail this key.
 	fail string
+}
+
+func (f *batchFake) GetMany(ctx context.Context, keys [][]byte, q Quorum) ([][]byte, []bool, []error) {
+	f.bmu.Lock()
+	f.gets = append(f.gets, len(keys))
+	f.bmu.Unlock()
+	values, found, errs := make([][]byte, len(keys)), make([]bool, len(keys)), make([]error, len(keys))
+	for i, k := range keys {
+		values[i], found[i], errs[i] = f.Get(ctx, k, q)
+	}
+	return values, found, errs
 }
 
 func (f *batchFake) SetMany(ctx context.Context, keys, values [][]byte, q Quorum) []error {
@@ -82,5 +93,35 @@ func TestPipelinedSetsBatched(t *testing.T) {
 	}
 	if total != 12 {
 		t.Fatalf("SetMany took %d keys in %v, want the 12 plain SETs before the GET", total, be.batches)
+	}
+}
+
+// TestPipelinedGetsBatched: a pipeline of GETs reaches the Backend as one
+// GetMany, after the SETs before it and before the SETs after it, and each
+// gets its own key's answer (nil for a missing one).
+func TestPipelinedGetsBatched(t *testing.T) {
+	be := &batchFake{fakeBackend: newFake()}
+	_, addr := startServer(t, Config{}, be)
+	c := dial(t, addr)
+	var pipe []byte
+	pipe = append(pipe, encode("SET", "a", "1")...)
+	pipe = append(pipe, encode("SET", "b", "2")...)
+	for _, k := range []string{"a", "b", "missing", "a"} {
+		pipe = append(pipe, encode("GET", k)...)
+	}
+	pipe = append(pipe, encode("SET", "a", "3")...)
+	pipe = append(pipe, encode("SET", "c", "4")...)
+	pipe = append(pipe, encode("GET", "a")...)
+	c.write(pipe)
+	want := []any{status("OK"), status("OK"), "1", "2", nil, "1", status("OK"), status("OK"), "3"}
+	for i, w := range want {
+		if got := c.read(); got != w {
+			t.Fatalf("reply %d: %v, want %v", i, got, w)
+		}
+	}
+	be.bmu.Lock()
+	defer be.bmu.Unlock()
+	if len(be.gets) == 0 || be.gets[0] != 4 {
+		t.Fatalf("GetMany calls %v, want the 4 GETs together first", be.gets)
 	}
 }

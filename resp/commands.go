@@ -188,6 +188,11 @@ const bigValue = 16 << 10
 
 func cmdGet(ctx context.Context, be Backend, sl *slot, b []byte) []byte {
 	v, found, err := be.Get(ctx, sl.args[1], sl.q)
+	return appendGet(b, sl, v, found, err)
+}
+
+// appendGet appends GET's reply for what the Backend answered.
+func appendGet(b []byte, sl *slot, v []byte, found bool, err error) []byte {
 	switch {
 	case err != nil:
 		return appendError(b, errorLine(err))

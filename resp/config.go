@@ -43,7 +43,14 @@ type BatchSetter interface {
 	SetMany(ctx context.Context, keys, values [][]byte, q Quorum) []error
 }
 
-// maxBatch bounds the SETs one SetMany call takes.
+// BatchGetter is a Backend that can read several keys at once. When the
+// Backend implements it, a pipeline of GETs read in one go is handed over
+// in one GetMany call. GetMany returns, per key, what Get would have.
+type BatchGetter interface {
+	GetMany(ctx context.Context, keys [][]byte, q Quorum) (values [][]byte, found []bool, errs []error)
+}
+
+// maxBatch bounds the SETs or GETs one SetMany or GetMany call takes.
 const maxBatch = 128
 
 // Quorum is the replica count and quorums a command asks for. A zero

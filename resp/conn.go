@@ -344,10 +344,13 @@ func (c *conn) dispatch(args [][]byte) {
 		c.drain(i + 1)
 	}
 	if c.batchable(cmd, args) {
+		if len(c.batch) > 0 && (c.batch[0].cmd != cmd || c.batch[0].q != c.q) {
+			c.runBatch() // GETs after SETs (or SETs after GETs) see them
+		}
 		c.addToBatch(cmd, args)
 		return
 	}
-	c.runBatch() // the SETs before this command run first
+	c.runBatch() // the batched commands before this one run first
 	size := 0
 	for _, a := range args {
 		size += len(a)
@@ -377,17 +380,23 @@ func (c *conn) dispatch(args [][]byte) {
 	c.observe(sl.took)
 }
 
-// batchable reports whether a data command joins the batch of SETs: a
-// plain SET (no options), with the Backend a BatchSetter, and the same
-// quorum as the SETs already in the batch.
+// batchable reports whether a data command can be batched: a plain SET
+// (no options) with the Backend a BatchSetter, or a GET with the Backend a
+// BatchGetter. A batch holds one command at one quorum.
 func (c *conn) batchable(cmd *command, args [][]byte) bool {
-	if cmd != cmdSetEntry || len(args) != 3 {
+	switch {
+	case cmd == cmdSetEntry && len(args) == 3:
+		if _, ok := c.s.b.(BatchSetter); !ok {
+			return false
+		}
+	case cmd == cmdGetEntry:
+		if _, ok := c.s.b.(BatchGetter); !ok {
+			return false
+		}
+	default:
 		return false
 	}
-	if _, ok := c.s.b.(BatchSetter); !ok {
-		return false
-	}
-	return len(c.batch) == 0 || c.batch[0].q == c.q
+	return true
 }
 
 // addToBatch queues a plain SET in the batch; the batch runs when the
@@ -427,20 +436,34 @@ func (c *conn) runBatch() {
 	}
 	start := time.Now()
 	keys := make([][]byte, len(b))
-	values := make([][]byte, len(b))
 	for i, sl := range b {
-		keys[i], values[i] = sl.args[1], sl.args[2]
+		keys[i] = sl.args[1]
 	}
-	errs := c.setMany(keys, values, b[0].q)
-	took := time.Since(start)
-	for i, sl := range b {
-		switch err := errs[i]; {
-		case err != nil:
-			sl.buf = appendError(sl.buf, errorLine(err))
-			c.s.stats.errorReplies.Add(1)
-		default:
-			sl.buf = appendOK(sl.buf)
+	if b[0].cmd == cmdGetEntry {
+		values, found, errs := c.getMany(keys, b[0].q)
+		for i, sl := range b {
+			sl.buf = appendGet(sl.buf, sl, values[i], found[i], errs[i])
+			if errs[i] != nil {
+				c.s.stats.errorReplies.Add(1)
+			}
 		}
+	} else {
+		values := make([][]byte, len(b))
+		for i, sl := range b {
+			values[i] = sl.args[2]
+		}
+		errs := c.setMany(keys, values, b[0].q)
+		for i, sl := range b {
+			if err := errs[i]; err != nil {
+				sl.buf = appendError(sl.buf, errorLine(err))
+				c.s.stats.errorReplies.Add(1)
+			} else {
+				sl.buf = appendOK(sl.buf)
+			}
+		}
+	}
+	took := time.Since(start)
+	for _, sl := range b {
 		sl.took = took
 	}
 	c.observe(took)
@@ -470,6 +493,30 @@ func (c *conn) setMany(keys, values [][]byte, q Quorum) (errs []error) {
 		}
 	}()
 	return c.s.b.(BatchSetter).SetMany(c.ctx, keys, values, q)
+}
+
+// getMany calls the Backend's GetMany, turning a panic or a wrong count
+// of answers into an error for every key, as setMany does.
+func (c *conn) getMany(keys [][]byte, q Quorum) (values [][]byte, found []bool, errs []error) {
+	defer func() {
+		r := recover()
+		if r == nil && len(values) == len(keys) && len(found) == len(keys) && len(errs) == len(keys) {
+			return
+		}
+		var err error
+		if r != nil {
+			c.s.stats.panics.Add(1)
+			c.s.log.Error().Str("cmd", "get").Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("resp: GetMany panicked")
+			err = fmt.Errorf("internal error in 'get': %v", r)
+		} else {
+			err = fmt.Errorf("internal error in 'get': %d, %d, %d results for %d keys", len(values), len(found), len(errs), len(keys))
+		}
+		values, found, errs = make([][]byte, len(keys)), make([]bool, len(keys)), make([]error, len(keys))
+		for i := range errs {
+			errs[i] = err
+		}
+	}()
+	return c.s.b.(BatchGetter).GetMany(c.ctx, keys, q)
 }
 
 // observe adds a data command's run time to the connection's average.

@@ -34,6 +34,10 @@ const (
 	// write: ReplicaPutBatch -> ReplicaPutBatchReply. A coordinator sends
 	// one per replica for a pipeline of puts.
 	KindReplicaPutBatch
+	// KindReplicaGetBatch asks a replica for several keys' copies or
+	// digests: ReplicaGetBatch -> ReplicaGetBatchReply. A coordinator sends
+	// one per replica for a pipeline of reads.
+	KindReplicaGetBatch
 )
 
 // Ranges of kinds owned by subsystems; each package defines its kinds as
@@ -201,6 +205,18 @@ type ReplicaGet struct {
 	// coordinator reads the data from one replica and digests from the
 	// others. A replica that does not know the field sends the object.
 	Digest bool `msgpack:"d,omitempty"`
+}
+
+// ReplicaGetBatch is several ReplicaGets for one replica, all whole or
+// all digests.
+type ReplicaGetBatch struct {
+	Keys   [][]byte `msgpack:"k"`
+	Digest bool     `msgpack:"d,omitempty"`
+}
+
+// ReplicaGetBatchReply answers each key of a ReplicaGetBatch, in order.
+type ReplicaGetBatchReply struct {
+	Items []ReplicaGetReply `msgpack:"i"`
 }
 
 // ReplicaGetReply carries the replica's object (version.Encode), if any,
