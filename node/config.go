@@ -64,8 +64,9 @@ type Config struct {
 	ReadRepairWait time.Duration
 	// CacheSize is Pebble's block cache in bytes. Default 32 MiB.
 	CacheSize int64
-	// ObjectCacheSize is the budget of the store's decoded-object cache in
-	// bytes (recent keys; 0 turns it off). Default 16 MiB.
+	// ObjectCacheSize is the budget in bytes of the store's cache of the
+	// versions of recent keys (store.Options.ObjectCacheSize; 0 turns it
+	// off). Default 16 MiB.
 	ObjectCacheSize int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
@@ -398,7 +399,7 @@ func Settings() []Setting {
 		boolean("read-repair", d.ReadRepair, "repair stale replicas after quorum reads", func(c *Config, v bool) { c.ReadRepair = v }),
 		dur("read-repair-wait", d.ReadRepairWait, "how long a read waits for slow replicas to repair them", func(c *Config, v time.Duration) { c.ReadRepairWait = v }),
 		size("cache-size", d.CacheSize, "Pebble block cache", func(c *Config, v int64) { c.CacheSize = v }),
-		size("object-cache-size", d.ObjectCacheSize, "decoded recent objects kept in memory: a put's read of the old version and hot reads skip Pebble (0: off)", func(c *Config, v int64) { c.ObjectCacheSize = v }),
+		size("object-cache-size", d.ObjectCacheSize, "versions (not values) of recent keys kept in memory: overwrites, replica merges and digest reads skip Pebble (0: off)", func(c *Config, v int64) { c.ObjectCacheSize = v }),
 		dur("transfer-interval", d.TransferInterval, "how often ownership transfer re-checks, besides ring changes", func(c *Config, v time.Duration) { c.TransferInterval = v }),
 		size("transfer-rate", d.TransferRate, "ownership-transfer bandwidth per node, per second (0: unlimited)", func(c *Config, v int64) { c.TransferRate = v }),
 		dur("auto-remove-after", d.AutoRemoveAfter, "remove a member dead this long (0: never; a transient failure moves no data)", func(c *Config, v time.Duration) { c.AutoRemoveAfter = v }),

@@ -30,5 +30,12 @@
 // pipeline is a group commit), so an acknowledged write survives kill -9 and
 // power loss. SyncBatch and SyncNone trade that for speed; see SyncMode.
 //
+// Every write reads the key first (to version or merge it). The object
+// cache (cache.go) keeps the versions of recent keys, without values, which
+// is all an overwrite, a merge of an object that covers the stored one, the
+// summary and a digest read need; the writes that keep a sibling they do
+// not bring read the whole object from Pebble. PutMany and MergeMany write
+// many keys in one batch: one commit and, with SyncAlways, one fsync.
+//
 // The caller must Close the store; Close waits for the background work.
 package store

@@ -28,6 +28,9 @@
 // Server reads frames on one goroutine per connection and runs each request's
 // Handler on its own goroutine, at most ServerConfig.MaxInFlight at once per
 // connection; beyond that it stops reading, so TCP pushes back on the sender.
+// Kinds the server's Inline function names (quick handlers that never wait:
+// the node's replica reads, and its writes without fsync) run on the reader
+// itself, one at a time, saving two goroutine hand-offs each.
 // Responses go to one writer goroutine per connection (clients' requests
 // likewise) that writes whatever is queued into a bufio.Writer and flushes
 // only when the queue is empty, after yielding once so that runnable
@@ -50,7 +53,10 @@
 // no goroutine besides the caller's: the request is encoded into a pooled
 // buffer (so Call never retains the caller's payload), queued to the
 // connection's writer, and the reader goroutine hands the response back
-// through a pooled one-slot channel matched by id.
+// through a pooled one-slot channel matched by id. Go is a call that does
+// not wait: the reader hands the response to a callback, and a sweeper per
+// connection fails calls whose timeout passed, so a coordinator's call to
+// each replica costs neither a goroutine, a channel nor a timer.
 //
 // Pool.CloseAddr drops an address's connections; the node calls it when
 // gossip declares a peer dead, since a peer that vanished without closing
