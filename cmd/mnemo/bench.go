@@ -187,6 +187,7 @@ stdout and a JSON file; progress goes to stderr.`,
 	f := cmd.Flags()
 	f.StringVar(&o.dir, "dir", o.dir, "directory for the nodes' data and logs (emptied first)")
 	f.StringVar(&o.out, "out", o.out, "JSON results file (in --dir's parent when relative)")
+	f.StringVar(&o.binary, "node-binary", o.binary, "the mnemo binary the nodes run (default: this one), to measure another build with this harness")
 	f.StringSliceVar(&o.only, "only", nil, "phases to run, comma-separated: "+strings.Join(benchPhases, ",")+" (rejoin = hints); default all")
 	f.BoolVar(&quick, "quick", false, "small sizes and 2 s phases, for a smoke run (explicit size flags still win)")
 	f.Uint64Var(&o.seed, "seed", o.seed, "seed of the keys and values drawn (0: from the clock; printed)")
