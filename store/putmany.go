@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -23,14 +22,6 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 	if len(reqs) == 0 {
 		return nil, func() error { return nil }, nil
 	}
-	type located struct {
-		p      ring.Partition
-		seg    uint32
-		dk     []byte
-		stripe int
-	}
-	locs := make([]located, len(reqs))
-	stripes := make([]int, 0, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
 		if err := s.CheckKey(r.Key); err != nil {
@@ -41,23 +32,9 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 		} else if err := s.CheckValue(r.Value); err != nil {
 			return nil, nil, err
 		}
-		p, seg := s.Locate(r.Key)
-		st := stripeOf(r.Key)
-		locs[i] = located{p, seg, s.dataKey(p, seg, r.Key), st}
-		stripes = append(stripes, st)
 	}
-	// Lock each stripe once, in ascending order (no deadlock with other
-	// batches or LockPartition).
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, st := range stripes {
-		s.stripes[st].Lock()
-	}
-	defer func() {
-		for _, st := range stripes {
-			s.stripes[st].Unlock()
-		}
-	}()
+	locs, unlock := s.lockKeys(len(reqs), func(i int) []byte { return reqs[i].Key })
+	defer unlock()
 	if s.closed.Load() {
 		return nil, nil, ErrClosed
 	}

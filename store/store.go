@@ -937,6 +937,40 @@ type KeyObject struct {
 	Object *version.Object
 }
 
+// located is where a key of a batch lives: its partition, segment, data
+// key and stripe.
+type located struct {
+	p      ring.Partition
+	seg    uint32
+	dk     []byte
+	stripe int
+}
+
+// lockKeys locates n keys (key(i) is the i-th) and locks each of their
+// stripes once, in ascending order, so that batches cannot deadlock with
+// one another or with LockPartition. unlock releases them.
+func (s *Store) lockKeys(n int, key func(i int) []byte) (locs []located, unlock func()) {
+	locs = make([]located, n)
+	stripes := make([]int, 0, n)
+	for i := range n {
+		k := key(i)
+		p, seg := s.Locate(k)
+		st := stripeOf(k)
+		locs[i] = located{p, seg, s.dataKey(p, seg, k), st}
+		stripes = append(stripes, st)
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, st := range stripes {
+		s.stripes[st].Lock()
+	}
+	return locs, func() {
+		for _, st := range stripes {
+			s.stripes[st].Unlock()
+		}
+	}
+}
+
 // MergeMany merges many objects in one Pebble batch (one fsync in
 // SyncAlways), atomically per key with respect to other writes. It is how
 // bulk repair (hint replay, anti-entropy, ownership transfer) writes. It
@@ -945,35 +979,13 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 	if len(items) == 0 {
 		return 0, nil
 	}
-	type located struct {
-		p      ring.Partition
-		seg    uint32
-		dk     []byte
-		stripe int
-	}
-	locs := make([]located, len(items))
-	stripes := make([]int, 0, len(items))
-	for i, it := range items {
+	for _, it := range items {
 		if err := s.CheckKey(it.Key); err != nil {
 			return 0, err
 		}
-		p, seg := s.Locate(it.Key)
-		st := stripeOf(it.Key)
-		locs[i] = located{p, seg, s.dataKey(p, seg, it.Key), st}
-		stripes = append(stripes, st)
 	}
-	// Lock each stripe once, in ascending order (no deadlock with other
-	// batches or LockPartition).
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, st := range stripes {
-		s.stripes[st].Lock()
-	}
-	defer func() {
-		for _, st := range stripes {
-			s.stripes[st].Unlock()
-		}
-	}()
+	locs, unlock := s.lockKeys(len(items), func(i int) []byte { return items[i].Key })
+	defer unlock()
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
