@@ -222,3 +222,36 @@ func TestOlricBinaryUnavailable(t *testing.T) {
 		t.Error("a directory accepted as olric-server")
 	}
 }
+
+// TestPeerTargets: issue 12's targets read the peer phase's ratios and
+// tail; a run without the peer says n/a, not MISS.
+func TestPeerTargets(t *testing.T) {
+	r := &benchReport{Peer: &benchPeer{
+		Ratios: []benchPeerRatio{
+			{Pairing: "mnemo --sync none / " + peerOlric, Test: "SET", Pipeline: 1, RPS: 2.1, P99: 1.2, CPUPerOp: 0.4},
+			{Pairing: "mnemo --sync none / " + peerOlric, Test: "GET", Pipeline: 16, RPS: 1.9},
+		},
+		TailSummary: []benchPeerTailStat{{Sync: "none", RatePerSec: 1000, P99Ms: benchPeerStat{Median: 2.5}}},
+	}}
+	got := map[string]string{}
+	r.peerTargets(func(issue int, what, target, value string, ok, measured bool) {
+		st := "n/a"
+		if measured {
+			st = map[bool]string{true: "PASS", false: "MISS"}[ok]
+		}
+		got[what] = st + " " + value
+	})
+	for what, want := range map[string]string{
+		"redis-benchmark SET -P 1 ops/s, mnemo --sync none / Olric":   "PASS 2.10x",
+		"redis-benchmark GET -P 16 ops/s, mnemo --sync none / Olric":  "MISS 1.90x",
+		"redis-benchmark SET -P 1 ops/s, mnemo --sync always / Olric": "n/a -",
+		"p99 SET -P 1, mnemo --sync none / Olric":                     "MISS 1.20x",
+		"CPU per SET -P 1 (all nodes), mnemo --sync none / Olric":     "PASS 0.40x",
+		"open loop 1,000 ops/s (3,2,2) p99, --sync none":              "PASS 2.50 ms",
+		"open loop 1,000 ops/s (3,2,2) p99, --sync always":            "n/a -",
+	} {
+		if got[what] != want {
+			t.Errorf("%s: %q, want %q", what, got[what], want)
+		}
+	}
+}

@@ -272,7 +272,8 @@ type benchTarget struct {
 	Status string `json:"status"`
 }
 
-// checkTargets compares the run with the targets of issues 3, 4, 6 and 7.
+// checkTargets compares the run with the targets of issues 3, 4, 6, 7
+// and 12.
 func (r *benchReport) checkTargets(o benchOpts) []benchTarget {
 	var out []benchTarget
 	add := func(issue int, what, target, value string, ok, measured bool) {
@@ -348,7 +349,69 @@ func (r *benchReport) checkTargets(o benchOpts) []benchTarget {
 	} else {
 		add(4, "foreground p99 during repair / without", "<= 2x", "-", false, false)
 	}
+	r.peerTargets(add)
 	return out
+}
+
+// peerTargets adds issue 12's targets: ratios against Olric in the peer
+// phase, and the light-load tail.
+func (r *benchReport) peerTargets(add func(issue int, what, target, value string, ok, measured bool)) {
+	ratio := map[string]benchPeerRatio{}
+	if r.Peer != nil {
+		for _, x := range r.Peer.Ratios {
+			ratio[fmt.Sprintf("%s|%s|%d", x.Pairing, x.Test, x.Pipeline)] = x
+		}
+	}
+	rps := func(sync, test string, p int, atLeast float64) {
+		x, ok := ratio[fmt.Sprintf("mnemo --sync %s / %s|%s|%d", sync, peerOlric, test, p)]
+		v := "-"
+		if ok {
+			v = fmt.Sprintf("%.2fx", x.RPS)
+		}
+		add(12, fmt.Sprintf("redis-benchmark %s -P %d ops/s, mnemo --sync %s / Olric", test, p, sync), fmt.Sprintf(">= %gx", atLeast), v, ok && x.RPS >= atLeast, ok)
+	}
+	for _, p := range []int{1, 16} {
+		rps("none", "SET", p, 2)
+		rps("none", "GET", p, 2)
+	}
+	rps("always", "SET", 1, 1.5)
+	rps("always", "GET", 1, 1.5)
+	rps("always", "GET", 16, 2)
+	if x, ok := ratio[fmt.Sprintf("mnemo --sync none / %s|SET|1", peerOlric)]; ok {
+		add(12, "p99 SET -P 1, mnemo --sync none / Olric", "<= 1x", fmt.Sprintf("%.2fx", x.P99), x.P99 <= 1, true)
+	} else {
+		add(12, "p99 SET -P 1, mnemo --sync none / Olric", "<= 1x", "-", false, false)
+	}
+	for _, sync := range []string{"none", "always"} {
+		for _, test := range []string{"SET", "GET"} {
+			x, ok := ratio[fmt.Sprintf("mnemo --sync %s / %s|%s|1", sync, peerOlric, test)]
+			v := "-"
+			if ok {
+				v = fmt.Sprintf("%.2fx", x.CPUPerOp)
+			}
+			add(12, fmt.Sprintf("CPU per %s -P 1 (all nodes), mnemo --sync %s / Olric", test, sync), "<= 0.5x", v, ok && x.CPUPerOp <= 0.5, ok)
+		}
+	}
+	for _, lim := range []struct {
+		sync string
+		ms   float64
+	}{{"none", 3}, {"always", 6}} {
+		var st *benchPeerTailStat
+		if r.Peer != nil {
+			for i := range r.Peer.TailSummary {
+				if x := &r.Peer.TailSummary[i]; x.Sync == lim.sync && x.RatePerSec == 1000 {
+					st = x
+				}
+			}
+		}
+		what := fmt.Sprintf("open loop 1,000 ops/s (3,2,2) p99, --sync %s", lim.sync)
+		target := fmt.Sprintf("<= %g ms", lim.ms)
+		if st == nil {
+			add(12, what, target, "-", false, false)
+			continue
+		}
+		add(12, what, target, fmt.Sprintf("%.2f ms", st.P99Ms.Median), st.P99Ms.Median <= lim.ms && st.Errors == 0, true)
+	}
 }
 
 // print writes the report as tables.
