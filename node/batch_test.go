@@ -158,3 +158,43 @@ func TestGetManyAsGets(t *testing.T) {
 		t.Fatalf("absent key: %v %+v", errs[20], replies[20])
 	}
 }
+
+// TestReadRepairOncePerStaleReplica: a replica that holds nothing of a key
+// (its digest read answers "not found") is repaired once by a read, and the
+// repair is counted once.
+func TestReadRepairOncePerStaleReplica(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	ctx := ctxFor(t)
+	key := []byte("once")
+	o, err := tc.nodes[0].store.Put(storePut(key, "v", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tc.nodes[1].store.Merge(key, o); err != nil {
+		t.Fatal(err)
+	}
+	before := counterValue(tc.nodes[0].metrics.readRepairs)
+	got, err := tc.client(0).Get(ctx, key, client.R(3))
+	if err != nil || string(got.Value()) != "v" || got.Replies != 3 {
+		t.Fatalf("R=3 read: %v %q (%d replies)", err, got.Values, got.Replies)
+	}
+	testutil.Eventually(t, 5*time.Second, "n3 repaired", func() (bool, string) {
+		o, err := tc.nodes[2].store.Get(key)
+		return err == nil && len(o.Siblings) == 1, fmt.Sprint(err)
+	})
+	testutil.Eventually(t, 5*time.Second, "the repair counted", func() (bool, string) {
+		n := counterValue(tc.nodes[0].metrics.readRepairs) - before
+		return n >= 1, fmt.Sprint(n, " repairs")
+	})
+	// No second repair follows (a digest answer and the whole copy read
+	// for the same replica once made two), nor from a second read, which
+	// finds every copy equal.
+	if _, err := tc.client(0).Get(ctx, key, client.R(3)); err != nil {
+		t.Fatal(err)
+	}
+	if testutil.Poll(500*time.Millisecond, 10*time.Millisecond, func() (bool, string) {
+		return counterValue(tc.nodes[0].metrics.readRepairs)-before > 1, ""
+	}) {
+		t.Fatalf("%v repairs counted for one stale replica, want 1", counterValue(tc.nodes[0].metrics.readRepairs)-before)
+	}
+}

@@ -552,7 +552,9 @@ func (g *readGather) await(ctx context.Context, r int, mode proto.Mode, req *pro
 			case res.digested:
 				verify(res)
 			default:
-				dataOut--
+				if !res.digestReq {
+					dataOut--
+				}
 				ok++
 				merged = version.Merge(merged, res.obj)
 				digests = append(digests, antientropy.LeafHash(g.key, res.obj))
@@ -612,10 +614,12 @@ func replicaGetResult(t target, digestReq bool, resp []byte, err error) readResu
 // replyResult turns one replica's decoded answer into a readResult.
 func replyResult(t target, digestReq bool, rep *proto.ReplicaGetReply) readResult {
 	switch {
+	case !rep.Found:
+		// Absence is known exactly, digest read or not: no need to
+		// compare it with anything.
+		return readResult{t: t, digestReq: digestReq}
 	case rep.Digested:
 		return readResult{t: t, digestReq: digestReq, digested: true, digest: rep.Digest}
-	case !rep.Found:
-		return readResult{t: t, digestReq: digestReq}
 	}
 	obj, err := version.Decode(rep.Object)
 	return readResult{t: t, obj: obj, err: err, digestReq: digestReq}
@@ -724,35 +728,41 @@ func (g *readGather) finish() {
 		digest uint64
 	}
 	var datas []data
-	whole := map[ring.NodeID]*version.Object{} // replicas that answered with data
+	whole := map[ring.NodeID]bool{} // replicas that answered with data
 	var merged *version.Object
 	for _, res := range g.got {
 		if res.err == nil && !res.digested {
 			merged = version.Merge(merged, res.obj)
 			datas = append(datas, data{res.obj, antientropy.LeafHash(g.key, res.obj)})
-			whole[res.t.id] = res.obj
+			whole[res.t.id] = true
 		}
 	}
+	// objs is each replica's copy as far as it is known, answered the
+	// home replicas among them, once each.
 	var unknown, answered []target
 	objs := map[ring.NodeID]*version.Object{}
+	known := func(t target, o *version.Object) {
+		if _, dup := objs[t.id]; dup {
+			return
+		}
+		objs[t.id] = o
+		if t.home() {
+			answered = append(answered, t)
+		}
+	}
 	for _, res := range g.got {
 		switch {
 		case res.err != nil:
-			continue
 		case !res.digested:
-			objs[res.t.id] = res.obj
-		case whole[res.t.id] != nil:
-			continue // read again whole: that answer counts
+			known(res.t, res.obj)
+		case whole[res.t.id]:
+			// Read again whole: that answer stands.
 		default:
-			i := slices.IndexFunc(datas, func(d data) bool { return d.digest == res.digest })
-			if i < 0 {
+			if i := slices.IndexFunc(datas, func(d data) bool { return d.digest == res.digest }); i >= 0 {
+				known(res.t, datas[i].obj)
+			} else if !slices.ContainsFunc(unknown, func(u target) bool { return u.id == res.t.id }) {
 				unknown = append(unknown, res.t)
-				continue
 			}
-			objs[res.t.id] = datas[i].obj
-		}
-		if res.t.home() {
-			answered = append(answered, res.t)
 		}
 	}
 	stale := func() []target {
@@ -790,11 +800,8 @@ func (g *readGather) finish() {
 			if res.err != nil {
 				continue
 			}
-			objs[t.id] = res.obj
 			merged = version.Merge(merged, res.obj)
-			if t.home() {
-				answered = append(answered, t)
-			}
+			known(t, res.obj)
 		}
 		if st := stale(); len(st) > 0 && !merged.IsEmpty() {
 			n.readRepair(g.v, g.key, merged, st)
