@@ -263,6 +263,13 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		n.publishView()
 	}
 
+	// Hooks and sources are read by the servers' handlers (status,
+	// leave, remove) and gossip's goroutines: set every one before any
+	// of them runs.
+	n.ringHooks = append(n.ringHooks, n.owner.signal)
+	n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { n.owner.signal() })
+	n.statsSources = append(n.statsSources, n.owner.stats)
+
 	// Serve RPC before joining: peers learn our address from gossip and
 	// may call at once.
 	n.rpc = wire.NewServer(wire.ServerConfig{MaxFrame: wire.DefaultMaxFrame, Logger: n.log, Inline: n.inline}, n.serve)
@@ -283,11 +290,6 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 			}
 		}()
 	}
-
-	// Hooks are read by gossip's goroutines from here on: set them first.
-	n.ringHooks = append(n.ringHooks, n.owner.signal)
-	n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { n.owner.signal() })
-	n.statsSources = append(n.statsSources, n.owner.stats)
 
 	gcfg := gossip.DefaultConfig()
 	if cfg.GossipProfile == "local" || (cfg.GossipProfile == "" && allLoopback(cfg)) {
