@@ -68,7 +68,7 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 	if len(items) == 0 {
 		return replies, errs
 	}
-	objs, durable, err := n.store.PutMany(sreqs)
+	objs, encs, durable, err := n.store.PutMany(sreqs)
 	if err != nil {
 		for _, it := range items {
 			errs[it.i] = err
@@ -112,7 +112,7 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 		for _, h := range pl.missing {
 			n.storeHint(h, it.req.Key, obj)
 		}
-		var enc []byte
+		enc := encs[k]
 		for _, t := range pl.targets {
 			if !t.pending {
 				asked[k]++
@@ -123,9 +123,6 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 				}
 				local[k] = local[k] || !t.pending
 				continue
-			}
-			if enc == nil {
-				enc = version.Encode(obj)
 			}
 			if t.hintFor != "" {
 				single = append(single, func(done chan<- answer) {

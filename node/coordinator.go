@@ -72,11 +72,13 @@ func (t target) home() bool { return t.hintFor == "" && !t.pending }
 // Writes (forWrite) also go to the partition's future home replicas that
 // are joining (pending targets).
 func (n *Node) plan(v *view, p ring.Partition, nrep int, strict, forWrite bool) (pl replicaPlan) {
-	pref := v.ring.PreferenceList(p, nrep)
+	var buf [8]ring.NodeID
+	pref := v.ring.AppendPreferenceList(buf[:0], p, nrep)
 	home := pref[:min(nrep, len(pref))]
 	pl.short = nrep - len(home)
+	pl.targets = make([]target, 0, len(home)+1)
 	var spare []ring.NodeID
-	if !strict {
+	if !strict && len(pref) > len(home) {
 		for _, id := range pref[len(home):] {
 			if n.alive(id) {
 				spare = append(spare, id)
@@ -278,7 +280,7 @@ func opName(req *proto.PutRequest) string {
 // coordinatePut versions the write locally and replicates it.
 func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nrep, w int, req *proto.PutRequest, vv version.VV) (*proto.PutReply, error) {
 	mode := n.mode(req.Mode)
-	obj, durable, err := n.store.PutPipelined(store.PutRequest{
+	obj, enc, durable, err := n.store.PutPipelined(store.PutRequest{
 		Key:            req.Key,
 		Value:          req.Value,
 		Tombstone:      req.Delete,
@@ -291,7 +293,6 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 	reply := &proto.PutReply{Context: version.EncodeVV(obj.Context)}
 	pl := n.plan(v, p, nrep, req.Strict, true)
 	targets := pl.targets
-	enc := version.Encode(obj)
 	for _, h := range pl.missing {
 		n.storeHint(h, req.Key, obj)
 	}

@@ -14,32 +14,34 @@ import (
 // each. A coordinator uses it for a pipeline of SETs. Each write is atomic
 // with respect to other writes of its key, as Put's; a key that repeats is
 // versioned on top of its earlier write, in order. It returns the new
-// objects, in the order of reqs, and, as PutPipelined, a function the
-// caller must call once to wait until they are durable. A request that
+// objects and their encodings (not to be modified), in the order of reqs,
+// and, as PutPipelined, a function the caller must call once to wait until
+// they are durable. A request that
 // fails its key or value check fails the whole call, before anything is
 // written.
-func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable func() error, err error) {
+func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, encs [][]byte, durable func() error, err error) {
 	if len(reqs) == 0 {
-		return nil, func() error { return nil }, nil
+		return nil, nil, func() error { return nil }, nil
 	}
 	for i := range reqs {
 		r := &reqs[i]
 		if err := s.CheckKey(r.Key); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if r.Tombstone {
 			r.Value = nil
 		} else if err := s.CheckValue(r.Value); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	locs, unlock := s.lockKeys(len(reqs), func(i int) []byte { return reqs[i].Key })
 	defer unlock()
 	if s.closed.Load() {
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	}
 	befores := make([]*version.Object, len(reqs))
 	after = make([]*version.Object, len(reqs))
+	encs = make([][]byte, len(reqs))
 	digests := make([]uint64, len(reqs))
 	// Later writes of a key see earlier ones: the in-batch state per data
 	// key (only when keys repeat).
@@ -60,13 +62,14 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 			var err error
 			if before, ctx, err = s.beforePut(l.stripe, l.dk, r); err != nil {
 				b.Close()
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		a, _ := version.Update(before, ctx, s.actor, r.Value, r.Tombstone, now)
-		if err := b.Set(l.dk, version.Encode(a), nil); err != nil {
+		encs[i] = version.Encode(a)
+		if err := b.Set(l.dk, encs[i], nil); err != nil {
 			b.Close()
-			return nil, nil, fmt.Errorf("store: batch: %w", err)
+			return nil, nil, nil, fmt.Errorf("store: batch: %w", err)
 		}
 		ci := s.cellOf(ring.KeyHash(r.Key))
 		c, ok := staged[ci]
@@ -86,7 +89,7 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 	for ci, c := range staged {
 		if err := stage(b, ci, c); err != nil {
 			b.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if s.opts.Sync == SyncAlways {
@@ -99,7 +102,7 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 		for _, l := range locs {
 			s.cache.forget(l.stripe, l.dk)
 		}
-		return nil, nil, fmt.Errorf("store: batch commit: %w", err)
+		return nil, nil, nil, fmt.Errorf("store: batch commit: %w", err)
 	}
 	for ci, c := range staged {
 		s.cells[ci] = c
@@ -111,10 +114,10 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, durable fun
 	}
 	if s.opts.Sync != SyncAlways {
 		b.Close()
-		return after, func() error { return nil }, nil
+		return after, encs, func() error { return nil }, nil
 	}
 	// NB: as in PutPipelined, the writes are visible before their fsync.
-	return after, func() error {
+	return after, encs, func() error {
 		defer b.Close()
 		if err := b.SyncWait(); err != nil {
 			return fmt.Errorf("store: sync: %w", err)

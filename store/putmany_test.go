@@ -26,7 +26,7 @@ func TestPutManyAsSequentialPuts(t *testing.T) {
 				{Key: []byte("z"), Value: []byte("4")},
 				{Key: []byte("z"), Tombstone: true, SupersedeLocal: true},
 			}
-			objs, durable, err := a.PutMany(append([]PutRequest(nil), reqs...))
+			objs, _, durable, err := a.PutMany(append([]PutRequest(nil), reqs...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestPutManyAsSequentialPuts(t *testing.T) {
 func TestPutManyRejectsBadRequests(t *testing.T) {
 	s := openMem(t, vfs.NewMem(), Options{MaxValueSize: 8})
 	defer s.Close()
-	_, _, err := s.PutMany([]PutRequest{{Key: []byte("a"), Value: []byte("ok")}, {Key: []byte("b"), Value: make([]byte, 9)}})
+	_, _, _, err := s.PutMany([]PutRequest{{Key: []byte("a"), Value: []byte("ok")}, {Key: []byte("b"), Value: make([]byte, 9)}})
 	if !errors.Is(err, ErrValueTooLarge) {
 		t.Fatalf("err = %v, want ErrValueTooLarge", err)
 	}

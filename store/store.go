@@ -572,7 +572,7 @@ type PutRequest struct {
 // every other write of the key, and returns the new object. The caller must
 // be a home replica of the key (see internal/version).
 func (s *Store) Put(req PutRequest) (*version.Object, error) {
-	after, durable, err := s.PutPipelined(req)
+	after, _, durable, err := s.PutPipelined(req)
 	if err != nil {
 		return nil, err
 	}
@@ -583,15 +583,17 @@ func (s *Store) Put(req PutRequest) (*version.Object, error) {
 // visible), with a function that waits until it is durable. A coordinator
 // sends the new object to the other replicas in between, so its own fsync
 // overlaps theirs instead of preceding them. The caller must call durable
-// exactly once and count the write only if it returns nil.
-func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable func() error, err error) {
+// exactly once and count the write only if it returns nil. enc is after's
+// encoding (version.Encode), as stored, for the caller to send on without
+// encoding it again; it must not be modified.
+func (s *Store) PutPipelined(req PutRequest) (after *version.Object, enc []byte, durable func() error, err error) {
 	if err := s.CheckKey(req.Key); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if req.Tombstone {
 		req.Value = nil
 	} else if err := s.CheckValue(req.Value); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, seg := s.Locate(req.Key)
 	dk := s.dataKey(p, seg, req.Key)
@@ -600,42 +602,43 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, durable fun
 	defer s.stripes[st].Unlock()
 	before, ctx, err := s.beforePut(st, dk, req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	after, _ = version.Update(before, ctx, s.actor, req.Value, req.Tombstone, s.opts.Now().UnixNano())
 	if s.closed.Load() {
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	}
 	b := s.db.NewBatch()
-	ci, c, err := s.stageChange(b, req.Key, dk, before, after)
+	enc = version.Encode(after)
+	ci, c, err := s.stageEncoded(b, req.Key, dk, before, after, enc)
 	if err != nil {
 		b.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if s.opts.Sync != SyncAlways {
 		err := b.Commit(s.writeOpt)
 		b.Close()
 		if err != nil {
-			return nil, nil, fmt.Errorf("store: write: %w", err)
+			return nil, nil, nil, fmt.Errorf("store: write: %w", err)
 		}
 		d := s.cells[ci].digest ^ c.digest
 		s.cells[ci] = c
 		s.cache.put(st, dk, after)
 		s.applied(p, seg, req.Key, before, after, d)
-		return after, func() error { return nil }, nil
+		return after, enc, func() error { return nil }, nil
 	}
 	// NB: the write is visible from here on, before its fsync, as with any
 	// Pebble write; a later write of the key that is durable makes this one
 	// durable too (the WAL is sequential).
 	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		b.Close()
-		return nil, nil, fmt.Errorf("store: write: %w", err)
+		return nil, nil, nil, fmt.Errorf("store: write: %w", err)
 	}
 	d := s.cells[ci].digest ^ c.digest
 	s.cells[ci] = c
 	s.cache.put(st, dk, after)
 	s.applied(p, seg, req.Key, before, after, d)
-	return after, func() error {
+	return after, enc, func() error {
 		defer b.Close()
 		if err := b.SyncWait(); err != nil {
 			return fmt.Errorf("store: sync: %w", err)

@@ -121,10 +121,20 @@ func (c *cell) count(o *version.Object, d uint32) {
 // returns; the caller holds the key's stripe and stores the cell in
 // s.cells once b commits.
 func (s *Store) stageChange(b *pebble.Batch, key, dk []byte, before, after *version.Object) (i int, c cell, err error) {
+	var enc []byte
+	if after != nil {
+		enc = version.Encode(after)
+	}
+	return s.stageEncoded(b, key, dk, before, after, enc)
+}
+
+// stageEncoded is stageChange with after's encoding (enc) made by the
+// caller, who may hand it on: Pebble copies it into the batch.
+func (s *Store) stageEncoded(b *pebble.Batch, key, dk []byte, before, after *version.Object, enc []byte) (i int, c cell, err error) {
 	if after == nil {
 		err = b.Delete(dk, nil)
 	} else {
-		err = b.Set(dk, version.Encode(after), nil)
+		err = b.Set(dk, enc, nil)
 	}
 	if err != nil {
 		return 0, cell{}, fmt.Errorf("store: batch: %w", err)

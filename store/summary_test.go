@@ -115,7 +115,7 @@ func churn(t *testing.T, s *Store, seed uint64, ops int) {
 							Tombstone: rnd.IntN(4) == 0, SupersedeLocal: true})
 					}
 					var durable func() error
-					if _, durable, err = s.PutMany(reqs); err == nil {
+					if _, _, durable, err = s.PutMany(reqs); err == nil {
 						err = durable()
 					}
 				}
