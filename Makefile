@@ -33,7 +33,7 @@ test: build tools
 demo: build
 	$(BIN) demo
 
-# make bench: the figures of issues 3, 4, 6, 7 and 12 in one run (~20-25 min
+# make bench: the figures of issues 3, 4, 6, 7 and 12 in one run (~10-15 min
 # on 2 cores): SDK latency and throughput, redis-benchmark against mnemo's
 # RESP port and a local redis-server, RSS and CPU per 1,000 ops, hint
 # replay, anti-entropy and ownership-transfer figures, and the peer
