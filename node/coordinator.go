@@ -447,7 +447,13 @@ type readResult struct {
 }
 
 // Get coordinates a read: it asks the replicas, answers once R have
-// replied with their merge, and repairs stale replicas afterwards.
+// replied with their merge, and repairs stale replicas afterwards. One
+// replica (this node when it is one) sends its copy whole, the others a
+// digest of their versions (Cassandra's digest reads), which they serve
+// from the store's version cache without reading Pebble; a digest that
+// matches no whole copy is read again whole before it counts toward R, so
+// the answer is the merge of R replicas' copies as if each had been read
+// whole.
 func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply, error) {
 	n.markForeground()
 	if err := n.store.CheckKey(req.Key); err != nil {
