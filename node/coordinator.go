@@ -407,10 +407,11 @@ func (n *Node) replicate(v *view, t target, key []byte, obj *version.Object, enc
 	})
 }
 
-// storeHint keeps a hint that this node holds key's object for a dead home
-// replica. Hinted handoff (a later subsystem) replays it; until then the
-// fallback copy is found by reads that go to fallbacks, and anti-entropy
-// repairs the home replica.
+// storeHint keeps a hint that this node holds key's object for a home
+// replica that is dead or did not acknowledge. Hinted handoff replays it
+// when gossip sees that replica alive (hintedhandoff); until then the copy
+// is found by reads that go to fallbacks, and anti-entropy repairs the home
+// replica if the hint expires. A disk write: not for a connection's reader.
 func (n *Node) storeHint(forID ring.NodeID, key []byte, obj *version.Object) {
 	if n.hints != nil {
 		if err := n.hints.Add(forID, key, obj); err != nil {

@@ -136,8 +136,6 @@ type Node struct {
 	done chan error
 }
 
-// New opens the node's store, binds its ports, joins the cluster and starts
-// serving. The caller must Close it.
 // zeroIsOff maps a node setting where 0 means off to the store's spelling
 // of off (negative): the store reads 0 as "use the default".
 func zeroIsOff[T ~int64](v T) T {
@@ -147,6 +145,8 @@ func zeroIsOff[T ~int64](v T) T {
 	return v
 }
 
+// New opens the node's store, binds its ports, joins the cluster and starts
+// serving. The caller must Close it.
 func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
