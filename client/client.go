@@ -369,13 +369,13 @@ func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, rep
 		case errors.As(err, &we):
 			return fromWire(we)
 		case ctx.Err() != nil:
-			return fmt.Errorf("%w: %v", ErrTimeout, err)
+			return fmt.Errorf("%w: %w", ErrTimeout, err)
 		case !retryBroken && !errors.Is(err, wire.ErrNotSent):
-			return fmt.Errorf("%w: call to %s failed after sending (it may have been applied): %v", ErrUnavailable, a, err)
+			return fmt.Errorf("%w: call to %s failed after sending (it may have been applied): %w", ErrUnavailable, a, err)
 		}
 		lastErr = err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, lastErr)
+	return fmt.Errorf("%w: %w", ErrUnavailable, lastErr)
 }
 
 // fromWire maps a node's error response to the client's errors.

@@ -249,8 +249,8 @@ func TestQuorumFailureSaysHowMany(t *testing.T) {
 	// A deadline shorter than the work returns a timeout.
 	short, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
-	if _, err := tc.client(0).Get(short, []byte("k")); !errors.Is(err, client.ErrTimeout) {
-		t.Fatalf("expired deadline: %v", err)
+	if _, err := tc.client(0).Get(short, []byte("k")); !errors.Is(err, client.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired deadline: %v, want ErrTimeout wrapping the context's DeadlineExceeded", err)
 	}
 }
 
