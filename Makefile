@@ -10,7 +10,13 @@ LDFLAGS := -X github.com/mnemo-kv/mnemo/node.Version=$(VERSION)
 # tests start real processes and must not starve.
 TESTFLAGS ?= -race -timeout 20m -p 2
 
-.PHONY: all build test demo bench chaos vet fmt clean tools
+.PHONY: all build test demo bench chaos vet fmt lint clean tools
+
+# Linters, installed from the Go module proxy into a folder of their own
+# (never on PATH, so nothing depends on what a machine already has).
+LINTBIN := $(abspath bin/lint)
+STATICCHECK_VERSION := v0.8.2
+GOIMPORTS_VERSION := v0.52.0
 
 all: build
 
@@ -26,9 +32,18 @@ tools:
 		echo "make: could not install redis-server and redis-tools; the tests that drive them will skip"
 
 # The e2e tests use the binary just built (MNEMO_BIN), not a stale one.
-test: build tools
-	$(GO) vet ./...
+test: build tools lint
 	MNEMO_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./...
+
+# gofmt, goimports (standard library, then others, then mnemo's own
+# packages), go vet and staticcheck; any finding fails.
+lint:
+	@test -x $(LINTBIN)/staticcheck || GOBIN=$(LINTBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x $(LINTBIN)/goimports || GOBIN=$(LINTBIN) $(GO) install golang.org/x/tools/cmd/goimports@$(GOIMPORTS_VERSION)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt: these files need gofmt -w:"; echo "$$out"; exit 1; }
+	@out=$$($(LINTBIN)/goimports -l -local github.com/mnemo-kv/mnemo $$(git ls-files '*.go')); test -z "$$out" || { echo "goimports: these files need goimports -w -local github.com/mnemo-kv/mnemo:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(LINTBIN)/staticcheck ./...
 
 demo: build
 	$(BIN) demo

@@ -301,11 +301,10 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	type group struct {
-		id    ring.NodeID
-		t     []target
-		gs    []*readGather
-		keys  [][]byte
-		reads []int
+		id   ring.NodeID
+		t    []target
+		gs   []*readGather
+		keys [][]byte
 	}
 	var groups []*group
 	for i, req := range reqs {

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
-	"github.com/mnemo-kv/mnemo/antientropy"
 	"net"
 	"net/http"
 	"sync"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/gossip"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
 	"github.com/mnemo-kv/mnemo/internal/proto"
