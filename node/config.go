@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
@@ -297,9 +298,15 @@ func (c Config) fieldErrors() []fieldError {
 }
 
 // Setting describes one configuration key: its flag and config-file name,
-// default (as text) and help. Settings lists them for the CLI.
+// its type, default (as text), help, and the parser that checks and applies
+// a value. Settings lists them for the CLI; range checks that span fields
+// are Validate's.
 type Setting struct {
-	Name    string
+	Name string
+	// Type is the value's kind as --help shows it: string, int, float,
+	// bool, duration (500ms, 3h), size (512, 64KiB, 1MiB) or strings (a
+	// comma-separated list).
+	Type    string
 	Default string
 	Usage   string
 	apply   func(c *Config, v string) error
@@ -309,10 +316,10 @@ type Setting struct {
 func Settings() []Setting {
 	d := DefaultConfig()
 	str := func(name, def, usage string, set func(c *Config, v string)) Setting {
-		return Setting{name, def, usage, func(c *Config, v string) error { set(c, v); return nil }}
+		return Setting{name, "string", def, usage, func(c *Config, v string) error { set(c, v); return nil }}
 	}
 	num := func(name string, def int, usage string, set func(c *Config, v int)) Setting {
-		return Setting{name, strconv.Itoa(def), usage, func(c *Config, v string) error {
+		return Setting{name, "int", strconv.Itoa(def), usage, func(c *Config, v string) error {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil {
 				return fmt.Errorf("%q is not a whole number", v)
@@ -322,7 +329,7 @@ func Settings() []Setting {
 		}}
 	}
 	dur := func(name string, def time.Duration, usage string, set func(c *Config, v time.Duration)) Setting {
-		return Setting{name, def.String(), usage, func(c *Config, v string) error {
+		return Setting{name, "duration", def.String(), usage, func(c *Config, v string) error {
 			x, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil {
 				return fmt.Errorf("%q is not a duration (like 500ms, 10s, 3h)", v)
@@ -332,7 +339,7 @@ func Settings() []Setting {
 		}}
 	}
 	size := func(name string, def int64, usage string, set func(c *Config, v int64)) Setting {
-		return Setting{name, FormatSize(def), usage, func(c *Config, v string) error {
+		return Setting{name, "size", FormatSize(def), usage, func(c *Config, v string) error {
 			x, err := ParseSize(v)
 			if err != nil {
 				return err
@@ -342,7 +349,7 @@ func Settings() []Setting {
 		}}
 	}
 	boolean := func(name string, def bool, usage string, set func(c *Config, v bool)) Setting {
-		return Setting{name, strconv.FormatBool(def), usage, func(c *Config, v string) error {
+		return Setting{name, "bool", strconv.FormatBool(def), usage, func(c *Config, v string) error {
 			x, err := strconv.ParseBool(strings.TrimSpace(v))
 			if err != nil {
 				return fmt.Errorf("%q is not true or false", v)
@@ -359,20 +366,21 @@ func Settings() []Setting {
 		str("rpc", d.RPC, "client and peer RPC address host:port", func(c *Config, v string) { c.RPC = v }),
 		str("http", "", "admin HTTP address host:port (/metrics, /status, /healthz); empty: off", func(c *Config, v string) { c.HTTP = v }),
 		str("resp", "", "Redis protocol address host:port; empty: off", func(c *Config, v string) { c.RESP = v }),
-		str("join", "", "comma-separated gossip addresses of existing members; empty: new cluster", func(c *Config, v string) {
+		{"join", "strings", "", "comma-separated gossip addresses of existing members (in a config file, also a list); empty: new cluster", func(c *Config, v string) error {
 			c.Join = nil
 			for _, j := range strings.Split(v, ",") {
 				if j = strings.TrimSpace(j); j != "" {
 					c.Join = append(c.Join, j)
 				}
 			}
-		}),
+			return nil
+		}},
 		num("partitions", d.Partitions, "partitions Q, a power of two, fixed at cluster creation", func(c *Config, v int) { c.Partitions = v }),
 		num("segments", d.Segments, "anti-entropy segments per partition, fixed at creation", func(c *Config, v int) { c.Segments = v }),
 		num("n", d.N, "replicas per key (default for requests)", func(c *Config, v int) { c.N = v }),
 		num("r", d.R, "read quorum (default for requests)", func(c *Config, v int) { c.R = v }),
 		num("w", d.W, "write quorum (default for requests)", func(c *Config, v int) { c.W = v }),
-		{"sync", d.Sync.String(), "durability: always (fsync before ack, survives kill -9), batch (fsync every sync-interval), none", func(c *Config, v string) error {
+		{"sync", "string", d.Sync.String(), "durability: always (fsync before ack, survives kill -9), batch (fsync every sync-interval), none", func(c *Config, v string) error {
 			m, err := store.ParseSyncMode(strings.TrimSpace(v))
 			if err != nil {
 				return fmt.Errorf("%q is not always, batch or none", v)
@@ -382,7 +390,7 @@ func Settings() []Setting {
 		}},
 		dur("sync-interval", d.SyncInterval, "fsync interval in batch mode", func(c *Config, v time.Duration) { c.SyncInterval = v }),
 		dur("sync-min-gap", d.SyncMinGap, "in always mode, least time between two fsyncs; writes meanwhile share the next (0: fsync at once)", func(c *Config, v time.Duration) { c.SyncMinGap = v }),
-		{"conflicts", d.Conflicts.String(), "conflict mode: siblings (keep concurrent writes) or lww (last write wins)", func(c *Config, v string) error {
+		{"conflicts", "string", d.Conflicts.String(), "conflict mode: siblings (keep concurrent writes) or lww (last write wins)", func(c *Config, v string) error {
 			switch strings.TrimSpace(v) {
 			case "siblings":
 				c.Conflicts = proto.ModeSiblings
@@ -410,7 +418,7 @@ func Settings() []Setting {
 		boolean("anti-entropy", d.AntiEntropy, "run Merkle anti-entropy", func(c *Config, v bool) { c.AntiEntropy = v }),
 		dur("ae-interval", d.AEInterval, "exchange each partition with each replica this often", func(c *Config, v time.Duration) { c.AEInterval = v }),
 		size("ae-rate", d.AERate, "anti-entropy bandwidth sent per node, per second (0: unlimited)", func(c *Config, v int64) { c.AERate = v }),
-		{"ae-cpu", strconv.FormatFloat(d.AECPU, 'g', -1, 64), "share of one CPU anti-entropy's work may take while clients are served (0: unbounded)", func(c *Config, v string) error {
+		{"ae-cpu", "float", strconv.FormatFloat(d.AECPU, 'g', -1, 64), "share of one CPU anti-entropy's work may take while clients are served (0: unbounded)", func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				return fmt.Errorf("%q is not a number", v)
@@ -466,41 +474,63 @@ func ParseSettings(values map[string]string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// ReadConfigFile reads a config file of "key = value" lines (a flat TOML
-// subset: '#' starts a comment, values may be quoted). Keys are the setting
-// names. Errors name the file and line.
+// ReadConfigFile reads a TOML config file whose top-level keys are the
+// setting names, for ParseSettings. Values may be TOML strings ("5s",
+// "64MiB", "always"), integers, floats or booleans; join may also be an
+// array of strings. Tables are refused: the settings are flat. Errors name
+// the file and line.
 func ReadConfigFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	var raw map[string]any
+	md, err := toml.DecodeFile(path, &raw)
 	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
 	out := map[string]string{}
-	sc := bufio.NewScanner(f)
 	var errs []error
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
+	for _, key := range md.Keys() {
+		if len(key) != 1 {
+			continue // inside a table, reported with the table
+		}
+		name := key[0]
+		v, err := settingText(raw[name])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", path, name, err))
 			continue
 		}
-		k, v, ok := strings.Cut(text, "=")
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s:%d: expected key = value, got %q", path, line, text))
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if i := strings.Index(v, " #"); i >= 0 && !strings.HasPrefix(v, `"`) {
-			v = strings.TrimSpace(v[:i])
-		}
-		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
-			v = v[1 : len(v)-1]
-		}
-		out[k] = v
-	}
-	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("config: %s: %w", path, err))
+		out[name] = v
 	}
 	return out, errors.Join(errs...)
+}
+
+// settingText turns a TOML value into the text a setting parses.
+func settingText(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok || strings.Contains(s, ",") {
+				return "", fmt.Errorf("a list may hold only strings without commas, item %d is %v", i, e)
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	case map[string]any:
+		return "", errors.New("is a table; settings are flat name = value pairs")
+	}
+	return "", fmt.Errorf("has an unsupported type %T", v)
 }
 
 // ParseSize parses a byte size: a number with an optional unit B, KiB, MiB,

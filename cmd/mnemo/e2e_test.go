@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/benchutil"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
 )
@@ -237,12 +238,12 @@ func TestE2EReplicatedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsyncs, sum := metricValue(string(body), "mnemo_store_wal_fsync_seconds_count"), metricValue(string(body), "mnemo_store_wal_fsync_seconds_sum")
+	fsyncs, sum := benchutil.MetricValue(string(body), "mnemo_store_wal_fsync_seconds_count"), benchutil.MetricValue(string(body), "mnemo_store_wal_fsync_seconds_sum")
 	if fsyncs < 1 || sum <= 0 || sum/fsyncs > 10 {
 		t.Fatalf("node-1's WAL fsyncs: count %v, sum %v s", fsyncs, sum)
 	}
 	for _, name := range []string{"mnemo_store_block_cache_hits_total", "mnemo_store_object_cache_hits_total", "mnemo_store_write_stalls_total", "mnemo_store_disk_bytes"} {
-		if metricValue(string(body), name) < 0 {
+		if benchutil.MetricValue(string(body), name) < 0 {
 			t.Fatalf("/metrics lacks %s", name)
 		}
 	}
@@ -313,7 +314,7 @@ func TestE2EBadInput(t *testing.T) {
 	}
 	// Bad flags and config: one clear line per bad setting, exit 2.
 	conf := filepath.Join(t.TempDir(), "mnemo.conf")
-	os.WriteFile(conf, []byte("# a config file\nn = 3\nw = 4\nsync = sometimes\nbogus = 1\n"), 0o644)
+	os.WriteFile(conf, []byte("# a config file (TOML)\nn = 3\nw = 4\nsync = \"sometimes\" # not a mode\nbogus = 1\n"), 0o644)
 	_, errOut, code := cli(t, "node", "--config", conf, "--r", "nine", "--rpc", "nowhere", "--sync-min-gap", "1s")
 	for _, want := range []string{"--w: 4 must be in [1, n=3]", `--sync: "sometimes" is not always, batch or none`, "bogus: unknown setting", `--r: "nine" is not a whole number`, `--rpc: "nowhere" is not host:port`, "--sync-min-gap: 1s must be in [0, 100ms]"} {
 		if !strings.Contains(errOut, want) {

@@ -21,8 +21,8 @@ func nodeCmd() *cobra.Command {
 		Short: "Run a node",
 		Long: `Run a mnemo node until SIGINT or SIGTERM.
 
-Every setting is a flag and may also be set in a config file (--config) as
-"name = value" lines; flags win over the file. A bad value stops start-up
+Every setting is a flag and may also be set in a TOML config file (--config)
+as "name = value" pairs; flags win over the file. A bad value stops start-up
 with one line per bad setting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,12 +65,27 @@ with one line per bad setting.`,
 			return n.Close()
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "config file of name = value lines (flags win)")
+	cmd.Flags().StringVar(&configFile, "config", "", "TOML config file of name = value settings (flags win)")
 	for _, s := range node.Settings() {
-		cmd.Flags().String(s.Name, s.Default, s.Usage)
+		f := cmd.Flags().VarPF(&settingFlag{s: s, text: s.Default}, s.Name, "", s.Usage)
+		if s.Type == "bool" {
+			f.NoOptDefVal = "true" // --hints alone means --hints=true
+		}
 	}
 	return cmd
 }
+
+// settingFlag is a node setting as a flag: --help shows its type. It keeps
+// the text; ParseSettings checks and applies it with every other setting,
+// so that one start-up reports every bad value, not only the first.
+type settingFlag struct {
+	s    node.Setting
+	text string
+}
+
+func (f *settingFlag) String() string     { return f.text }
+func (f *settingFlag) Type() string       { return f.s.Type }
+func (f *settingFlag) Set(v string) error { f.text = v; return nil }
 
 // indent puts each line of a joined error on its own indented line.
 func indent(err error) error {

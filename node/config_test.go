@@ -1,0 +1,113 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mnemo.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestConfigFile: a TOML file sets every kind of value: quoted strings with
+// a trailing comment and escapes, integers, booleans, floats, sizes and
+// durations as strings or numbers, and join as a list.
+func TestConfigFile(t *testing.T) {
+	p := writeConfig(t, `
+# a node
+id = "a" # the comment is not part of the id
+zone = "rack \"7\""
+n = 3
+w = 2
+hints = false
+ae-cpu = 0.25
+cache-size = "64MiB"
+max-value-size = 2097152
+timeout = "750ms"
+join = ["127.0.0.1:7946", "127.0.0.1:7947"]
+`)
+	values, err := ReadConfigFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseSettings(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ID != "a" || cfg.Zone != `rack "7"` || cfg.N != 3 || cfg.W != 2 || cfg.Hints || cfg.AECPU != 0.25 ||
+		cfg.CacheSize != 64<<20 || cfg.MaxValueSize != 2<<20 || cfg.Timeout != 750*time.Millisecond ||
+		strings.Join(cfg.Join, ",") != "127.0.0.1:7946,127.0.0.1:7947" {
+		t.Fatalf("config from the file: %+v", cfg)
+	}
+	if cfg.Data != "./data-a" {
+		t.Fatalf("data defaults to ./data-<id>, got %q", cfg.Data)
+	}
+}
+
+// TestConfigFileErrors: a syntax error names the file and line; unknown
+// settings, tables and bad values are reported together, one line each.
+func TestConfigFileErrors(t *testing.T) {
+	p := writeConfig(t, "id = \"a\"\nn = \n")
+	if _, err := ReadConfigFile(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
+		t.Fatalf("syntax error: %v, want the file and line 2", err)
+	}
+	p = writeConfig(t, "nodes = 3\nn = \"three\"\ntimeout = \"soon\"\n[ring]\nq = 1\n")
+	values, err := ReadConfigFile(p)
+	if err == nil || !strings.Contains(err.Error(), "ring: is a table") {
+		t.Fatalf("a table: %v", err)
+	}
+	_, err = ParseSettings(values)
+	for _, want := range []string{"nodes: unknown setting", `--n: "three" is not a whole number`, `--timeout: "soon" is not a duration`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad settings: %v, want %q", err, want)
+		}
+	}
+	if _, err := ReadConfigFile(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
+		t.Fatal("a missing file read without error")
+	}
+}
+
+// TestSizes: ParseSize reads what FormatSize writes and the units users
+// type; bad sizes are refused with a hint.
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]int64{"512": 512, "64KiB": 64 << 10, "1MiB": 1 << 20, "32 MiB": 32 << 20,
+		"2G": 2 << 30, "8kb": 8 << 10, "0": 0, "7B": 7} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1.5MiB", "3TB", "12 parsecs"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	for _, n := range []int64{0, 1, 1023, 1 << 10, 3 << 20, 5 << 30, 1<<20 + 1} {
+		if got, err := ParseSize(FormatSize(n)); err != nil || got != n {
+			t.Errorf("ParseSize(FormatSize(%d) = %q) = %d, %v", n, FormatSize(n), got, err)
+		}
+	}
+}
+
+// TestSettingTypes: every setting names a type --help can show, and its
+// default parses as that setting.
+func TestSettingTypes(t *testing.T) {
+	types := map[string]bool{"string": true, "int": true, "float": true, "bool": true, "duration": true, "size": true, "strings": true}
+	for _, s := range Settings() {
+		if !types[s.Type] {
+			t.Errorf("%s: type %q", s.Name, s.Type)
+		}
+		c := DefaultConfig()
+		if err := s.apply(&c, s.Default); err != nil {
+			t.Errorf("%s: default %q does not parse: %v", s.Name, s.Default, err)
+		}
+	}
+}
