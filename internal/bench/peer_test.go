@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -211,13 +211,13 @@ func TestPeerBenchmarkArgs(t *testing.T) {
 // that names it, not a go install.
 func TestOlricBinaryUnavailable(t *testing.T) {
 	dir := t.TempDir()
-	b := &bench{o: defaultBenchOpts(), dir: filepath.Join(dir, "bench")}
-	b.o.olricBin = filepath.Join(dir, "no-such-olric-server")
+	b := &bench{o: DefaultConfig(), dir: filepath.Join(dir, "bench")}
+	b.o.OlricBin = filepath.Join(dir, "no-such-olric-server")
 	_, err := b.olricBinary(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "--olric-bin") || !strings.Contains(err.Error(), "no-such-olric-server") {
 		t.Errorf("olricBinary: %v", err)
 	}
-	b.o.olricBin = dir // a directory
+	b.o.OlricBin = dir // a directory
 	if _, err := b.olricBinary(context.Background()); err == nil {
 		t.Error("a directory accepted as olric-server")
 	}
@@ -226,7 +226,7 @@ func TestOlricBinaryUnavailable(t *testing.T) {
 // TestPeerTargets: issue 12's targets read the peer phase's ratios and
 // tail; a run without the peer says n/a, not MISS.
 func TestPeerTargets(t *testing.T) {
-	r := &benchReport{Peer: &benchPeer{
+	r := &Report{Peer: &benchPeer{
 		Ratios: []benchPeerRatio{
 			{Pairing: "mnemo --sync none / " + peerOlric, Test: "SET", Pipeline: 1, RPS: 2.1, P99: 1.2, CPUPerOp: 0.4},
 			{Pairing: "mnemo --sync none / " + peerOlric, Test: "GET", Pipeline: 16, RPS: 1.9},

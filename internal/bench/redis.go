@@ -1,4 +1,4 @@
-package main
+package bench
 
 // redis-benchmark phases (issue 6): SET and GET against node-1's Redis port
 // and against a local redis-server started here, in the same run, each
@@ -53,10 +53,10 @@ func (b *bench) redisPhases(ctx context.Context, bc *benchCluster) error {
 		return nil
 	}
 	mnemoConfig := func(sync string) string { return "N=3 R=2 W=2, --sync " + sync }
-	if err := b.redisRuns(ctx, rbench, "mnemo", mnemoConfig(o.sync), o.sync == "always", bc.Nodes[0].RESP, bc.procs(), bc); err != nil {
+	if err := b.redisRuns(ctx, rbench, "mnemo", mnemoConfig(o.Sync), o.Sync == "always", bc.Nodes[0].RESP, bc.procs(), bc); err != nil {
 		return err
 	}
-	if o.sync != "none" {
+	if o.Sync != "none" {
 		b.progress("redis: restarting the nodes with --sync none")
 		bc.setArgs("--sync", "none")
 		for i := range bc.Nodes {
@@ -95,7 +95,7 @@ func (b *bench) redisPhases(ctx context.Context, bc *benchCluster) error {
 			return err
 		}
 	}
-	b.rep.RedisRatios = benchRedisRatios(b.rep.Redis, o.sync)
+	b.rep.RedisRatios = benchRedisRatios(b.rep.Redis, o.Sync)
 	return nil
 }
 
@@ -108,17 +108,17 @@ func (b *bench) redisRuns(ctx context.Context, rbench, server, config string, fs
 	if err != nil {
 		return err
 	}
-	for pi, p := range o.redisPipelines {
+	for pi, p := range o.RedisPipelines {
 		for _, test := range []string{"set", "get"} {
 			phase := fmt.Sprintf("redis %s %s -P %d (%s)", server, strings.ToUpper(test), p, config)
-			args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(o.redisClients), "-n", strconv.Itoa(o.redisRequests),
-				"-r", strconv.Itoa(o.redisKeys), "-d", strconv.Itoa(o.valueSize), "-P", strconv.Itoa(p), "-t", test, "--csv"}
+			args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(o.RedisClients), "-n", strconv.Itoa(o.RedisRequests),
+				"-r", strconv.Itoa(o.RedisKeys), "-d", strconv.Itoa(o.ValueSize), "-P", strconv.Itoa(p), "-t", test, "--csv"}
 			var prof func()
-			if bc != nil && o.profile && pi == 0 && test == "set" {
+			if bc != nil && o.Profile && pi == 0 && test == "set" {
 				// Roughly the length of the run at the SDK's put rate.
-				prof = b.profile(ctx, bc, 0, phase, o.duration)
+				prof = b.profile(ctx, bc, 0, phase, o.Duration)
 			}
-			res, _, err := b.redisBenchmark(ctx, rbench, phase, args, procs, o.redisRequests)
+			res, _, err := b.redisBenchmark(ctx, rbench, phase, args, procs, o.RedisRequests)
 			if prof != nil {
 				prof()
 			}
@@ -127,7 +127,7 @@ func (b *bench) redisRuns(ctx context.Context, rbench, server, config string, fs
 			}
 			for _, x := range res {
 				row := benchRedisRow{Server: server, Config: config, Fsync: fsync, Test: strings.ToUpper(x.Test), Pipeline: p,
-					Requests: o.redisRequests, Clients: o.redisClients, RPS: x.RPS, AvgMs: x.AvgMs, P50Ms: x.P50Ms, P99Ms: x.P99Ms, MaxMs: x.MaxMs}
+					Requests: o.RedisRequests, Clients: o.RedisClients, RPS: x.RPS, AvgMs: x.AvgMs, P50Ms: x.P50Ms, P99Ms: x.P99Ms, MaxMs: x.MaxMs}
 				b.rep.Redis = append(b.rep.Redis, row)
 				b.progress("%s: %.0f ops/s, p50 %.3f ms, p99 %.3f ms", phase, row.RPS, row.P50Ms, row.P99Ms)
 			}
@@ -142,7 +142,7 @@ func (b *bench) redisRuns(ctx context.Context, rbench, server, config string, fs
 // (also added to the report).
 func (b *bench) redisBenchmark(ctx context.Context, rbench, phase string, args []string, procs []benchProc, ops int) ([]benchutil.RedisResult, benchPhaseResources, error) {
 	m := b.startMeter(phase, procs)
-	rctx, cancel := context.WithTimeout(ctx, 2*b.o.waitTimeout)
+	rctx, cancel := context.WithTimeout(ctx, 2*b.o.WaitTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, rbench, args...)
 	var out, errb bytes.Buffer

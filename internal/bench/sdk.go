@@ -1,4 +1,4 @@
-package main
+package bench
 
 // Go SDK phases: closed-loop puts and gets per N,R,W, then an open loop at
 // half the first quorum's peak (issue 6: "p99 under 2 ms at half of the
@@ -25,7 +25,7 @@ import (
 // sdkAndRedis runs the sdk and redis phases on one cluster with a Redis
 // port; the redis phase restarts it with --sync none half-way.
 func (b *bench) sdkAndRedis(ctx context.Context) error {
-	bc, err := b.startCluster(ctx, "sdk", true, "--sync", b.o.sync)
+	bc, err := b.startCluster(ctx, "sdk", true, "--sync", b.o.Sync)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (b *bench) sdkAndRedis(ctx context.Context) error {
 // sdkAgainstTarget runs the sdk phases against --target (no resources or
 // profiles: the processes are not ours).
 func (b *bench) sdkAgainstTarget(ctx context.Context) error {
-	cl, err := client.NewWithConfig(client.Config{Addrs: b.o.target})
+	cl, err := client.NewWithConfig(client.Config{Addrs: b.o.Target})
 	if err != nil {
 		return err
 	}
@@ -60,29 +60,29 @@ func (b *bench) sdkAgainstTarget(ctx context.Context) error {
 // against --target.
 func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchCluster) error {
 	o := b.o
-	seed := o.seed
-	b.progress("sdk: preloading %d keys with %d callers", o.keys, o.loadConcurrency)
+	seed := o.Seed
+	b.progress("sdk: preloading %d keys with %d callers", o.Keys, o.LoadConcurrency)
 	m := b.meterOf(bc, "sdk: preload")
-	lf, _ := b.load(ctx, cl, "bench", seed, 0, o.keys, client.Overwrite())
-	lf.Sync, lf.Callers = o.sync, o.loadConcurrency
+	lf, _ := b.load(ctx, cl, "bench", seed, 0, o.Keys, client.Overwrite())
+	lf.Sync, lf.Callers = o.Sync, o.LoadConcurrency
 	if bc == nil {
 		lf.Sync = "(target)"
 	}
 	m.stop(lf.Keys)
 	b.rep.Preload = &lf
 	if lf.Failed > 0 {
-		return fmt.Errorf("preload: %d of %d puts failed", lf.Failed, o.keys)
+		return fmt.Errorf("preload: %d of %d puts failed", lf.Failed, o.Keys)
 	}
-	key := func(rnd *rand.Rand) []byte { return benchKey("bench", rnd.IntN(o.keys)) }
+	key := func(rnd *rand.Rand) []byte { return benchKey("bench", rnd.IntN(o.Keys)) }
 	peaks := map[string]float64{}
 	var firstNRW [3]int
-	for qi, q := range o.quorums {
+	for qi, q := range o.Quorums {
 		n, r, w, _ := parseBenchNRW(q)
 		if qi == 0 {
 			firstNRW = [3]int{n, r, w}
 		}
 		put := func(ctx context.Context, rnd *rand.Rand) error {
-			_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.valueSize), client.N(n), client.W(w), client.Overwrite())
+			_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.ValueSize), client.N(n), client.W(w), client.Overwrite())
 			return err
 		}
 		get := func(ctx context.Context, rnd *rand.Rand) error {
@@ -99,10 +99,10 @@ func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchClust
 			name := fmt.Sprintf("sdk %s %s", ph.op, q)
 			m := b.meterOf(bc, name)
 			var prof func()
-			if qi == 0 && bc != nil && o.profile {
-				prof = b.profile(ctx, bc, 0, name, o.duration)
+			if qi == 0 && bc != nil && o.Profile {
+				prof = b.profile(ctx, bc, 0, name, o.Duration)
 			}
-			res := benchutil.ClosedLoop(ctx, o.concurrency, o.duration, seed+uint64(len(b.rep.SDK)+1)<<32, ph.fn)
+			res := benchutil.ClosedLoop(ctx, o.Concurrency, o.Duration, seed+uint64(len(b.rep.SDK)+1)<<32, ph.fn)
 			m.stop(res.Count)
 			if prof != nil {
 				prof()
@@ -130,7 +130,7 @@ func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchClust
 		open = append(open, openPhase{op, peaks[op] / 2, true})
 	}
 	for _, op := range []string{"put", "get"} {
-		for _, rate := range o.openRates {
+		for _, rate := range o.OpenRates {
 			open = append(open, openPhase{op, float64(rate), false})
 		}
 	}
@@ -141,7 +141,7 @@ func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchClust
 		}
 		fn := func(ctx context.Context, rnd *rand.Rand) error {
 			if op == "put" {
-				_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.valueSize), client.N(n), client.W(w), client.Overwrite())
+				_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.ValueSize), client.N(n), client.W(w), client.Overwrite())
 				return err
 			}
 			_, err := cl.Get(ctx, key(rnd), client.N(n), client.R(r))
@@ -150,13 +150,13 @@ func (b *bench) sdkPhases(ctx context.Context, cl *client.Client, bc *benchClust
 			}
 			return err
 		}
-		name := fmt.Sprintf("sdk %s %s open loop %.0f/s", op, o.quorums[0], rate)
+		name := fmt.Sprintf("sdk %s %s open loop %.0f/s", op, o.Quorums[0], rate)
 		m := b.meterOf(bc, name)
 		// Enough workers that the client, not the worker count, is what
 		// limits: a send waiting for a worker counts as latency anyway.
-		res := benchutil.OpenLoop(ctx, rate, o.openDuration, max(256, 4*o.concurrency), seed+uint64(len(b.rep.OpenLoop)+100)<<32, fn)
+		res := benchutil.OpenLoop(ctx, rate, o.OpenDuration, max(256, 4*o.Concurrency), seed+uint64(len(b.rep.OpenLoop)+100)<<32, fn)
 		m.stop(res.Count)
-		ol := benchOpenLoop{Op: op, NRW: o.quorums[0], PeakOpsPerSec: peaks[op], RatePerSec: rate, HalfPeak: ph.halfPeak, AchievedPerSec: res.OpsPerSec,
+		ol := benchOpenLoop{Op: op, NRW: o.Quorums[0], PeakOpsPerSec: peaks[op], RatePerSec: rate, HalfPeak: ph.halfPeak, AchievedPerSec: res.OpsPerSec,
 			Ops: res.Count, Errors: res.Errors, P50Ms: benchutil.Ms(res.P50), P99Ms: benchutil.Ms(res.P99), P999Ms: benchutil.Ms(res.P999), MaxMs: benchutil.Ms(res.Max)}
 		b.rep.OpenLoop = append(b.rep.OpenLoop, ol)
 		b.progress("%s: achieved %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %d errors", name, ol.AchievedPerSec, ol.P50Ms, ol.P99Ms, ol.P999Ms, ol.Errors)

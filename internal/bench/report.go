@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The bench's report: what each phase measured (also the JSON file's
 // shape), the targets of issues 3, 4, 6 and 7 checked against it, and the
@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 )
 
-// benchReport is one run's results; it is written as JSON.
-type benchReport struct {
+// Report is one run's results; it is written as JSON.
+type Report struct {
 	Started     time.Time             `json:"started"`
 	Seconds     float64               `json:"seconds"`
 	Seed        uint64                `json:"seed"`
@@ -274,7 +274,7 @@ type benchTarget struct {
 
 // checkTargets compares the run with the targets of issues 3, 4, 6, 7
 // and 12.
-func (r *benchReport) checkTargets(o benchOpts) []benchTarget {
+func (r *Report) checkTargets(o Config) []benchTarget {
 	var out []benchTarget
 	add := func(issue int, what, target, value string, ok, measured bool) {
 		st := "n/a"
@@ -291,7 +291,7 @@ func (r *benchReport) checkTargets(o benchOpts) []benchTarget {
 	for _, x := range r.RedisRatios {
 		ratios[fmt.Sprintf("%s|%s|%d", x.Pairing, x.Test, x.Pipeline)] = x
 	}
-	for _, p := range o.redisPipelines {
+	for _, p := range o.RedisPipelines {
 		for _, t := range []string{"SET", "GET"} {
 			x, ok := ratios[fmt.Sprintf("%s|%s|%d", benchPairingShipped, t, p)]
 			v := "-"
@@ -320,7 +320,7 @@ func (r *benchReport) checkTargets(o benchOpts) []benchTarget {
 		for _, p := range r.AE.RSSLoaded {
 			worst = max(worst, p.RSSMiB)
 		}
-		what := fmt.Sprintf("RSS per node, %d keys of %d bytes", r.AE.Keys, o.valueSize)
+		what := fmt.Sprintf("RSS per node, %d keys of %d bytes", r.AE.Keys, o.ValueSize)
 		if r.AE.Keys < 1000000 {
 			what += " (fewer than the target's 1M)"
 		}
@@ -355,7 +355,7 @@ func (r *benchReport) checkTargets(o benchOpts) []benchTarget {
 
 // peerTargets adds issue 12's targets: ratios against Olric in the peer
 // phase, and the light-load tail.
-func (r *benchReport) peerTargets(add func(issue int, what, target, value string, ok, measured bool)) {
+func (r *Report) peerTargets(add func(issue int, what, target, value string, ok, measured bool)) {
 	ratio := map[string]benchPeerRatio{}
 	if r.Peer != nil {
 		for _, x := range r.Peer.Ratios {
@@ -415,7 +415,7 @@ func (r *benchReport) peerTargets(add func(issue int, what, target, value string
 }
 
 // print writes the report as tables.
-func (r *benchReport) print(w io.Writer, o benchOpts) {
+func (r *Report) print(w io.Writer, o Config) {
 	fmt.Fprintf(w, "\nmnemo bench  %s  seed %d  %d cores  load average %s at start, %s at end  (%s)\n",
 		r.Started.Format(time.DateTime), r.Seed, r.Machine.Cores, r.Machine.LoadAvgStart, r.LoadAvgEnd,
 		(time.Duration(r.Seconds) * time.Second).String())
@@ -424,7 +424,7 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 
 	if len(r.SDK) > 0 {
 		fmt.Fprintf(w, "\nGo SDK, closed loop: %d callers, %d-byte values, %d keys, nodes --sync %s, %v per phase",
-			o.concurrency, o.valueSize, o.keys, o.sync, o.duration)
+			o.Concurrency, o.ValueSize, o.Keys, o.Sync, o.Duration)
 		if r.Preload != nil {
 			fmt.Fprintf(w, " (preload: %d keys at %.0f keys/s)", r.Preload.Keys, r.Preload.KeysPerSec)
 		}
@@ -437,7 +437,7 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 		flush()
 	}
 	if len(r.OpenLoop) > 0 {
-		fmt.Fprintf(w, "\nGo SDK, open loop at half the peak, then at each --open-rate (fixed arrival rate, latency from the scheduled send), %v per phase\n", o.openDuration)
+		fmt.Fprintf(w, "\nGo SDK, open loop at half the peak, then at each --open-rate (fixed arrival rate, latency from the scheduled send), %v per phase\n", o.OpenDuration)
 		tw = newTextTable(w, 2)
 		tw.add("op\tN,R,W\tpeak/s\trate/s\tachieved/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t")
 		for _, x := range r.OpenLoop {
@@ -446,7 +446,7 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 		flush()
 	}
 	if len(r.Redis) > 0 {
-		fmt.Fprintf(w, "\nredis-benchmark -c %d -n %d -r %d -d %d (mnemo: node-1's Redis port, N=3 R=2 W=2)\n", o.redisClients, o.redisRequests, o.redisKeys, o.valueSize)
+		fmt.Fprintf(w, "\nredis-benchmark -c %d -n %d -r %d -d %d (mnemo: node-1's Redis port, N=3 R=2 W=2)\n", o.RedisClients, o.RedisRequests, o.RedisKeys, o.ValueSize)
 		tw = newTextTable(w, 4)
 		tw.add("server\tconfiguration\tfsync/write\ttest\t-P\tops/s\tp50 ms\tp99 ms\tmax ms\t")
 		for _, x := range r.Redis {
@@ -477,7 +477,7 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 	}
 	if a := r.AE; a != nil {
 		fmt.Fprintf(w, "\nAnti-entropy (issue 4): 3 nodes, N=3, %d keys of %d bytes loaded at %.0f keys/s (%d callers); hints and read repair off, --sync %s, --ae-interval %v\n",
-			a.Keys, o.valueSize, a.Load.KeysPerSec, a.Load.Callers, a.Load.Sync, o.aeInterval)
+			a.Keys, o.ValueSize, a.Load.KeysPerSec, a.Load.Callers, a.Load.Sync, o.AeInterval)
 		var rss []string
 		for _, p := range a.RSSLoaded {
 			rss = append(rss, fmt.Sprintf("%s %.0f MiB (peak %.0f)", p.Name, p.RSSMiB, p.PeakRSSMiB))
@@ -493,7 +493,7 @@ func (r *benchReport) print(w io.Writer, o benchOpts) {
 		}
 		if x := a.Fore; x != nil {
 			fmt.Fprintf(w, "  (c) light load %d/s (half gets R=2, half puts W=2, via node-1 and node-2, open loop): p99 %.2f ms without repair (%d ops), %.2f ms during a repair of %d more missing keys (%d ops over %.1f s, %d errors) = %.2fx\n",
-				x.Rate, x.BaselineP99Ms, x.BaselineOps, x.DuringP99Ms, o.aeMissing, x.DuringOps, x.DuringSeconds, x.DuringErrors, x.Ratio)
+				x.Rate, x.BaselineP99Ms, x.BaselineOps, x.DuringP99Ms, o.AeMissing, x.DuringOps, x.DuringSeconds, x.DuringErrors, x.Ratio)
 			fmt.Fprintf(w, "      p99 of gets %.2f -> %.2f ms, of puts %.2f -> %.2f ms; that repair: node-3 holds every key %.2f s after restart, equal roots %.2f s\n",
 				x.BaselineGetP99Ms, x.DuringGetP99Ms, x.BaselinePutP99Ms, x.DuringPutP99Ms, x.SecondsToKeys, x.SecondsToEqual)
 			timeline := func(what string, ms []float64) {

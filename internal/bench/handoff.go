@@ -1,4 +1,4 @@
-package main
+package bench
 
 // Hinted-handoff phase (issue 3): node-3 is killed, misses --hint-keys
 // writes, and restarts with anti-entropy and read repair off, so only hint
@@ -39,16 +39,16 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	seed := o.seed ^ 0x68696e7473 // "hints"
-	b.progress("hints: node-3 down; writing %d keys through node-1 and node-2", o.hintKeys)
+	seed := o.Seed ^ 0x68696e7473 // "hints"
+	b.progress("hints: node-3 down; writing %d keys through node-1 and node-2", o.HintKeys)
 	m := b.startMeter("hints: load, node-3 down", bc.procs())
-	lf, _ := b.load(ctx, cl, "hint", seed, 0, o.hintKeys)
+	lf, _ := b.load(ctx, cl, "hint", seed, 0, o.HintKeys)
 	m.stop(lf.Keys, 0)
-	lf.Sync, lf.Callers = bc.flag("sync", "always"), o.loadConcurrency
-	h := &benchHandoff{Keys: o.hintKeys, Load: lf, Sync: lf.Sync}
+	lf.Sync, lf.Callers = bc.flag("sync", "always"), o.LoadConcurrency
+	h := &benchHandoff{Keys: o.HintKeys, Load: lf, Sync: lf.Sync}
 	b.rep.Handoff = h
 	if lf.Failed > 0 {
-		return fmt.Errorf("%d of %d writes failed with node-3 down", lf.Failed, o.hintKeys)
+		return fmt.Errorf("%d of %d writes failed with node-3 down", lf.Failed, o.HintKeys)
 	}
 	before, err := bc.infos(ctx, 0, 1)
 	if err != nil {
@@ -68,7 +68,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 	}
 	var alive, firstReplay time.Time
 	var replayed float64
-	err = benchPoll(ctx, o.waitTimeout, 100*time.Millisecond, "node-3 holding every key by hint replay", func() (bool, string) {
+	err = benchPoll(ctx, o.WaitTimeout, 100*time.Millisecond, "node-3 holding every key by hint replay", func() (bool, string) {
 		pollStart := time.Now()
 		_, st, err := bc.info(ctx, 0)
 		if err != nil {
@@ -97,7 +97,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 		n3 := infos[2]
 		h.Node3Keys = n3.Keys
 		seen := fmt.Sprintf("%.0f hints pending, %.0f replayed, node-3 holds %d keys", pending, replayed, n3.Keys)
-		return pending == 0 && n3.Keys >= int64(o.hintKeys), seen
+		return pending == 0 && n3.Keys >= int64(o.HintKeys), seen
 	})
 	done := time.Since(t0)
 	m.stop(int(replayed), 0)
@@ -127,14 +127,14 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 	}
 	defer cl3.Close()
 	var wrong []string
-	for range min(1000, o.hintKeys) {
-		i := rnd.IntN(o.hintKeys)
+	for range min(1000, o.HintKeys) {
+		i := rnd.IntN(o.HintKeys)
 		k := benchKey("hint", i)
 		gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		res, err := cl3.Get(gctx, k, client.Local(), client.Node(bc.Nodes[down].RPC))
 		cancel()
 		h.SampleChecked++
-		if err != nil || len(res.Values) != 1 || !bytes.Equal(res.Values[0], keyValue(seed, i, o.valueSize)) {
+		if err != nil || len(res.Values) != 1 || !bytes.Equal(res.Values[0], keyValue(seed, i, o.ValueSize)) {
 			h.SampleWrong++
 			if len(wrong) < 3 {
 				wrong = append(wrong, fmt.Sprintf("%s (%v)", k, err))

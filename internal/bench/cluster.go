@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The bench's plumbing: clusters whose node flags can change between
 // restarts, each node's own report from status, the Merkle roots and hint
@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +50,7 @@ func (b *bench) startCluster(ctx context.Context, name string, resp bool, args .
 		NodeArgs: func(int) []string {
 			bc.mu.Lock()
 			defer bc.mu.Unlock()
-			return append(slices.Clone(bc.args), b.o.nodeArgs...)
+			return append(slices.Clone(bc.args), b.o.NodeArgs...)
 		},
 	})
 	if err != nil {
@@ -67,7 +66,7 @@ func (b *bench) startCluster(ctx context.Context, name string, resp bool, args .
 		bc.Close()
 		return nil, fmt.Errorf("%s cluster: %w (logs in %s)", name, err, dir)
 	}
-	b.progress("%s cluster up: %d nodes, flags %v", name, len(c.Nodes), append(slices.Clone(args), b.o.nodeArgs...))
+	b.progress("%s cluster up: %d nodes, flags %v", name, len(c.Nodes), append(slices.Clone(args), b.o.NodeArgs...))
 	return bc, nil
 }
 
@@ -75,7 +74,7 @@ func (b *bench) startCluster(ctx context.Context, name string, resp bool, args .
 // bench's flags, then --node-arg's: the last wins), or def.
 func (bc *benchCluster) flag(name, def string) string {
 	bc.mu.Lock()
-	args := append(slices.Clone(bc.args), bc.b.o.nodeArgs...)
+	args := append(slices.Clone(bc.args), bc.b.o.NodeArgs...)
 	bc.mu.Unlock()
 	v := def
 	for i, a := range args {
@@ -295,7 +294,7 @@ func benchPoll(ctx context.Context, timeout, interval time.Duration, what string
 // waitRootsEqual waits until the given nodes report equal Merkle roots for
 // every partition.
 func (bc *benchCluster) waitRootsEqual(ctx context.Context, partitions int, idx ...int) error {
-	return benchPoll(ctx, bc.b.o.waitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
+	return benchPoll(ctx, bc.b.o.WaitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
 		infos, err := bc.infos(ctx, idx...)
 		if err != nil {
 			return false, err.Error()
@@ -348,8 +347,8 @@ func (b *bench) load(ctx context.Context, cl *client.Client, prefix string, seed
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
-	res := benchutil.Each(ctx, b.o.loadConcurrency, n, func(ctx context.Context, i int) error {
-		k, v := benchKey(prefix, from+i), keyValue(seed, from+i, b.o.valueSize)
+	res := benchutil.Each(ctx, b.o.LoadConcurrency, n, func(ctx context.Context, i int) error {
+		k, v := benchKey(prefix, from+i), keyValue(seed, from+i, b.o.ValueSize)
 		var err error
 		for range 5 {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -404,23 +403,10 @@ func readStoreStat(admin string) benchStoreStat {
 		return benchStoreStat{}
 	}
 	e := string(body)
-	st := benchStoreStat{fsyncs: metricValue(e, "mnemo_store_wal_fsync_seconds_count"), fsyncSeconds: metricValue(e, "mnemo_store_wal_fsync_seconds_sum"),
-		stallSeconds: metricValue(e, "mnemo_store_write_stall_seconds_total"), pebbleStalled: metricValue(e, "mnemo_store_write_stalls_total")}
+	st := benchStoreStat{fsyncs: benchutil.MetricValue(e, "mnemo_store_wal_fsync_seconds_count"), fsyncSeconds: benchutil.MetricValue(e, "mnemo_store_wal_fsync_seconds_sum"),
+		stallSeconds: benchutil.MetricValue(e, "mnemo_store_write_stall_seconds_total"), pebbleStalled: benchutil.MetricValue(e, "mnemo_store_write_stalls_total")}
 	st.ok = st.fsyncs >= 0 && st.fsyncSeconds >= 0 && st.stallSeconds >= 0 && st.pebbleStalled >= 0
 	return st
-}
-
-// metricValue returns the value of the unlabelled series name in a
-// Prometheus text exposition, or -1 when it is absent.
-func metricValue(exposition, name string) float64 {
-	for line := range strings.SplitSeq(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-				return f
-			}
-		}
-	}
-	return -1
 }
 
 // benchMeter measures one phase's CPU and memory: of the processes given, of

@@ -1,14 +1,17 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/localcluster"
 )
 
 // TestBenchSmoke runs every phase of `mnemo bench` with tiny sizes and 1 s
@@ -16,30 +19,51 @@ import (
 // end to end (the figures themselves are not checked: the machine is
 // shared). The redis phase is skipped, with a message, when
 // redis-benchmark is not installed.
+// mnemoBin is the binary the smoke test's nodes run: $MNEMO_BIN (make test
+// sets it to the binary it just built), else one built for the test.
+var mnemoBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mnemo-bench-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	mnemoBin, err = localcluster.FindBinary(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three clusters of real processes")
 	}
 	dir := t.TempDir()
-	o := defaultBenchOpts()
-	o.binary = mnemoBin
-	o.dir = filepath.Join(dir, "bench")
-	o.out = filepath.Join(dir, "bench.json")
-	o.seed = uint64(time.Now().UnixNano())
-	o.profile = false
-	o.duration, o.openDuration, o.lightDuration = time.Second, time.Second, time.Second
-	o.quorums = []string{"3,2,2"}
-	o.keys, o.loadConcurrency = 500, 64
-	o.redisRequests, o.redisKeys, o.redisPipelines = 2000, 500, []int{1}
-	o.hintKeys, o.aeKeys, o.aeMissing = 300, 3000, 300
-	o.aeInterval, o.lightRate, o.waitTimeout = 2*time.Second, 200, time.Minute
-	o.peerRounds, o.peerOpenDuration, o.quietLimit = 1, time.Second, 10*time.Second
+	o := DefaultConfig()
+	o.Binary = mnemoBin
+	o.Dir = filepath.Join(dir, "bench")
+	o.Out = filepath.Join(dir, "bench.json")
+	o.Seed = uint64(time.Now().UnixNano())
+	o.Profile = false
+	o.Duration, o.OpenDuration, o.LightDuration = time.Second, time.Second, time.Second
+	o.Quorums = []string{"3,2,2"}
+	o.Keys, o.LoadConcurrency = 500, 64
+	o.RedisRequests, o.RedisKeys, o.RedisPipelines = 2000, 500, []int{1}
+	o.HintKeys, o.AeKeys, o.AeMissing = 300, 3000, 300
+	o.AeInterval, o.LightRate, o.WaitTimeout = 2*time.Second, 200, time.Minute
+	o.PeerRounds, o.PeerOpenDuration, o.QuietLimit = 1, time.Second, 10*time.Second
 	// Olric only when given (MNEMO_BENCH_OLRIC): the test does not go
 	// install it, and without it checks that the report says so.
-	if o.olricBin == "" {
-		o.olricBin = filepath.Join(dir, "no-olric-server")
+	if o.OlricBin == "" {
+		o.OlricBin = filepath.Join(dir, "no-olric-server")
 	}
-	t.Logf("seed %d", o.seed)
+	t.Logf("seed %d", o.Seed)
 	_, haveRedis := exec.LookPath("redis-benchmark")
 	if haveRedis != nil {
 		t.Log("redis-benchmark not installed: the redis phase will be skipped (apt-get install -y redis-server redis-tools)")
@@ -47,7 +71,7 @@ func TestBenchSmoke(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rep, err := runBench(ctx, o)
+	rep, err := Run(ctx, o)
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
@@ -70,10 +94,10 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("redis: %d rows, want %d: %+v", len(rep.Redis), want, rep.Redis)
 		}
 	}
-	if h := rep.Handoff; h == nil || h.HintsReplayed < float64(o.hintKeys) || h.SampleWrong > 0 {
+	if h := rep.Handoff; h == nil || h.HintsReplayed < float64(o.HintKeys) || h.SampleWrong > 0 {
 		t.Errorf("hinted handoff: %+v", h)
 	}
-	if a := rep.AE; a == nil || a.Round == nil || a.Repair == nil || a.Fore == nil || a.Repair.KeysReceived < float64(o.aeMissing) {
+	if a := rep.AE; a == nil || a.Round == nil || a.Repair == nil || a.Fore == nil || a.Repair.KeysReceived < float64(o.AeMissing) {
 		t.Errorf("anti-entropy: %+v", a)
 	}
 	if x := rep.Transfer; x == nil || x.KeysReceived == 0 {
@@ -102,11 +126,11 @@ func TestBenchSmoke(t *testing.T) {
 	if !found {
 		t.Error("no resources of the phase sdk put 3,2,2")
 	}
-	b, err := os.ReadFile(o.out)
+	b, err := os.ReadFile(o.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back benchReport
+	var back Report
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("results file: %v", err)
 	}
@@ -118,7 +142,7 @@ func TestBenchSmoke(t *testing.T) {
 // checkPeerSmoke checks the peer phase of a smoke run: one round of
 // SET and GET per system that ran, the light-load tail of both mnemo
 // modes, and Olric either measured or said to be unavailable.
-func checkPeerSmoke(t *testing.T, p *benchPeer, o benchOpts) {
+func checkPeerSmoke(t *testing.T, p *benchPeer, o Config) {
 	t.Helper()
 	if p == nil {
 		t.Error("no peer phase in the report")
@@ -143,7 +167,7 @@ func checkPeerSmoke(t *testing.T, p *benchPeer, o benchOpts) {
 		}
 	}
 	for system, ran := range want {
-		if n := got[system]; ran && n != 2*len(o.redisPipelines) || !ran && n > 0 {
+		if n := got[system]; ran && n != 2*len(o.RedisPipelines) || !ran && n > 0 {
 			t.Errorf("%s: %d runs, want SET and GET per pipeline depth (ran: %v)", system, n, ran)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // Anti-entropy phases (issue 4), on a cluster of --ae-keys keys with hints
 // and read repair off so Merkle exchange alone is measured:
@@ -16,7 +16,7 @@ package main
 //	    quiet nodes (waitQuiet): right after loading 1M keys, Pebble's
 //	    compactions made a one-minute baseline's p99 53 ms.
 //
-// The cluster then hosts the transfer phase (bench_transfer.go).
+// The cluster then hosts the transfer phase (transfer.go).
 
 import (
 	"context"
@@ -33,7 +33,7 @@ import (
 func (b *bench) aeAndTransfer(ctx context.Context) error {
 	o := b.o
 	bc, err := b.startCluster(ctx, "ae", false, "--sync", "none", "--hints=false", "--read-repair=false",
-		"--ae-interval", o.aeInterval.String())
+		"--ae-interval", o.AeInterval.String())
 	if err != nil {
 		return err
 	}
@@ -48,15 +48,15 @@ func (b *bench) aeAndTransfer(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	b.progress("ae: loading %d keys with %d callers (--sync none)", o.aeKeys, o.loadConcurrency)
-	m := b.startMeter(fmt.Sprintf("ae: load %d keys", o.aeKeys), bc.procs())
-	lf, _ := b.load(ctx, cl, "ae", o.seed^0x6165, 0, o.aeKeys)
-	lf.Sync, lf.Callers = bc.flag("sync", "always"), o.loadConcurrency
+	b.progress("ae: loading %d keys with %d callers (--sync none)", o.AeKeys, o.LoadConcurrency)
+	m := b.startMeter(fmt.Sprintf("ae: load %d keys", o.AeKeys), bc.procs())
+	lf, _ := b.load(ctx, cl, "ae", o.Seed^0x6165, 0, o.AeKeys)
+	lf.Sync, lf.Callers = bc.flag("sync", "always"), o.LoadConcurrency
 	m.stop(lf.Keys, 0)
-	a := &benchAE{Keys: o.aeKeys, Load: lf}
+	a := &benchAE{Keys: o.AeKeys, Load: lf}
 	b.progress("ae: loaded %d keys at %.0f keys/s; waiting for equal roots", lf.Keys, lf.KeysPerSec)
 	if lf.Failed > 0 {
-		return fmt.Errorf("load: %d of %d puts failed", lf.Failed, o.aeKeys)
+		return fmt.Errorf("load: %d of %d puts failed", lf.Failed, o.AeKeys)
 	}
 	if err := bc.waitRootsEqual(ctx, partitions); err != nil {
 		return fmt.Errorf("after the load: %w", err)
@@ -80,7 +80,7 @@ func (b *bench) aeAndTransfer(ctx context.Context) error {
 func (b *bench) aePhases(ctx context.Context, bc *benchCluster, a *benchAE, partitions int) error {
 	o := b.o
 	// (a) the next periodic round, on a cluster in sync and idle.
-	b.progress("ae: (a) waiting for a periodic round (--ae-interval %v)", o.aeInterval)
+	b.progress("ae: (a) waiting for a periodic round (--ae-interval %v)", o.AeInterval)
 	round, err := b.measureRound(ctx, bc, partitions)
 	if err != nil {
 		return fmt.Errorf("in-sync round: %w", err)
@@ -94,14 +94,14 @@ func (b *bench) aePhases(ctx context.Context, bc *benchCluster, a *benchAE, part
 		return err
 	}
 	defer cl12.Close()
-	fore := &benchAEForeground{Rate: o.lightRate}
+	fore := &benchAEForeground{Rate: o.LightRate}
 	b.waitQuiet(ctx, bc, "ae: (c) before the baseline")
-	b.progress("ae: (c) light load %d/s for %v, no repair", o.lightRate, o.lightDuration)
+	b.progress("ae: (c) light load %d/s for %v, no repair", o.LightRate, o.LightDuration)
 	m := b.startMeter("ae: light load, no repair", bc.procs())
 	// The repair's wait polls every node's status; the baseline carries
 	// the same polls, so the ratio measures the repair, not the observer.
 	stopPolls := b.pollLikeRepair(ctx, bc)
-	base := b.lightLoad(ctx, cl12, o.lightDuration, nil)
+	base := b.lightLoad(ctx, cl12, o.LightDuration, nil)
 	stopPolls()
 	m.stop(base.all.Count, 0)
 	fore.BaselineOps, fore.BaselineP99Ms = base.all.Count, benchutil.Ms(base.all.P99)
@@ -156,9 +156,9 @@ type lightFigures struct {
 
 // waitQuiet waits for bc's nodes to go quiet (see benchCluster.waitQuiet)
 // and says how long that took, or that they were not quiet within
-// o.quietLimit (the run goes on: the figures then carry that load).
+// o.QuietLimit (the run goes on: the figures then carry that load).
 func (b *bench) waitQuiet(ctx context.Context, bc *benchCluster, what string) {
-	took, err := bc.waitQuiet(ctx, b.o.quietLimit)
+	took, err := bc.waitQuiet(ctx, b.o.QuietLimit)
 	if err != nil {
 		b.progress("%s: nodes not quiet, going on: %v", what, err)
 		return
@@ -204,8 +204,8 @@ const timelineWidth = 2 * time.Second
 // the rate, as two open loops.
 func (b *bench) lightLoad(ctx context.Context, cl *client.Client, d time.Duration, stop <-chan struct{}) lightFigures {
 	o := b.o
-	key := func(rnd *rand.Rand) []byte { return benchKey("ae", rnd.IntN(o.aeKeys)) }
-	return b.mixedOpenLoop(ctx, cl, float64(o.lightRate), d, stop, key, nil, nil, o.seed)
+	key := func(rnd *rand.Rand) []byte { return benchKey("ae", rnd.IntN(o.AeKeys)) }
+	return b.mixedOpenLoop(ctx, cl, float64(o.LightRate), d, stop, key, nil, nil, o.Seed)
 }
 
 // mixedOpenLoop runs gets and puts of the keys key draws through cl for d or
@@ -228,7 +228,7 @@ func (b *bench) mixedOpenLoop(ctx context.Context, cl *client.Client, rate float
 		})
 	}()
 	lf.puts = benchutil.OpenLoopUntil(ctx, half, d, 32, seed^0x707574, stop, func(ctx context.Context, rnd *rand.Rand) error {
-		_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.valueSize), putOpts...)
+		_, err := cl.Put(ctx, key(rnd), benchValue(rnd, o.ValueSize), putOpts...)
 		return err
 	})
 	<-done
@@ -281,7 +281,7 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 		prevSum += nodeStat(in, "ae_exchanges")
 	}
 	var now []*client.NodeInfo
-	err = benchPoll(ctx, 2*b.o.aeInterval+time.Minute, every, "a full anti-entropy round", func() (bool, string) {
+	err = benchPoll(ctx, 2*b.o.AeInterval+time.Minute, every, "a full anti-entropy round", func() (bool, string) {
 		infos, err := bc.infos(ctx)
 		t := time.Now()
 		if err != nil {
@@ -395,11 +395,11 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 		return nil, err
 	}
 	defer cl.Close()
-	lf, missing := b.load(ctx, cl, prefix, o.seed^0x6d697373, 0, o.aeMissing)
+	lf, missing := b.load(ctx, cl, prefix, o.Seed^0x6d697373, 0, o.AeMissing)
 	if lf.Failed > 0 {
-		return nil, fmt.Errorf("%d of %d writes failed with node-3 down", lf.Failed, o.aeMissing)
+		return nil, fmt.Errorf("%d of %d writes failed with node-3 down", lf.Failed, o.AeMissing)
 	}
-	r := &benchAERepair{Missing: o.aeMissing, MissingBytes: missing}
+	r := &benchAERepair{Missing: o.AeMissing, MissingBytes: missing}
 	// Restart node-3 once node-1 and node-2 have flushed and compacted
 	// the keys it missed: the window then holds the repair, not that.
 	b.waitQuiet(ctx, bc, "ae: before restarting node-3")
@@ -407,8 +407,8 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 	if err != nil {
 		return nil, err
 	}
-	b.progress("ae: node-3 down, %d keys (%d bytes) written; restarting it", o.aeMissing, missing)
-	phase := fmt.Sprintf("ae: repair of %d missing keys", o.aeMissing)
+	b.progress("ae: node-3 down, %d keys (%d bytes) written; restarting it", o.AeMissing, missing)
+	phase := fmt.Sprintf("ae: repair of %d missing keys", o.AeMissing)
 	if under != nil {
 		phase += ", light load"
 	}
@@ -421,7 +421,7 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 	loadDone := make(chan lightFigures, 1)
 	var keysAt time.Duration
 	if under != nil {
-		go func() { loadDone <- b.lightLoad(ctx, cl, o.waitTimeout, stop) }()
+		go func() { loadDone <- b.lightLoad(ctx, cl, o.WaitTimeout, stop) }()
 	}
 	stopLoad := func() {
 		select {
@@ -433,7 +433,7 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 	defer stopLoad()
 	var alive, trees time.Time
 	var infos []*client.NodeInfo
-	err = benchPoll(ctx, o.waitTimeout, repairPollEvery, "equal Merkle roots after node-3's restart", func() (bool, string) {
+	err = benchPoll(ctx, o.WaitTimeout, repairPollEvery, "equal Merkle roots after node-3's restart", func() (bool, string) {
 		t := time.Now()
 		_, st, err := bc.info(ctx, 0)
 		if err != nil {
@@ -463,7 +463,7 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 		return benchRootsEqual(infos, partitions)
 	})
 	el := time.Since(t0)
-	m.stop(o.aeMissing, 0)
+	m.stop(o.AeMissing, 0)
 	stopLoad()
 	if err != nil {
 		return nil, err

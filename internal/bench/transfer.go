@@ -1,4 +1,4 @@
-package main
+package bench
 
 // Ownership-transfer phase (issue 7): a 4th node joins the ae cluster
 // (about --ae-keys keys); measured: time from its start until every node
@@ -37,7 +37,7 @@ func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
 	}
 	var first, lastMove time.Time
 	var keys, bytes float64
-	err = benchPoll(ctx, o.waitTimeout, 100*time.Millisecond, p.ID+" active in every node's ring", func() (bool, string) {
+	err = benchPoll(ctx, o.WaitTimeout, 100*time.Millisecond, p.ID+" active in every node's ring", func() (bool, string) {
 		tp := time.Now()
 		in, st4, err := bc.info(ctx, idx)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The peer comparison (issue 12): mnemo (--sync none and --sync always),
 // Olric v0.7.4 and redis-server, each driven by redis-benchmark over RESP
@@ -184,7 +184,7 @@ func (b *bench) peerPhase(ctx context.Context) error {
 		b.skip("peer: redis-benchmark not found (" + benchRedisInstall + ")")
 		return nil
 	}
-	p := &benchPeer{Rounds: o.peerRounds, Clients: o.redisClients, Requests: o.redisRequests, Keys: o.redisKeys, ValueSize: o.valueSize,
+	p := &benchPeer{Rounds: o.PeerRounds, Clients: o.RedisClients, Requests: o.RedisRequests, Keys: o.RedisKeys, ValueSize: o.ValueSize,
 		Preloads: []benchPeerPreload{}, Runs: []benchPeerRun{}, Tail: []benchPeerTail{}}
 	b.rep.Peer = p
 	systems := slices.Clone(peerSystems)
@@ -207,12 +207,12 @@ func (b *bench) peerPhase(ctx context.Context) error {
 	}
 	p.Order = systems
 	var errs []error
-	for round := 1; round <= o.peerRounds && ctx.Err() == nil; round++ {
+	for round := 1; round <= o.PeerRounds && ctx.Err() == nil; round++ {
 		for _, system := range systems {
 			if ctx.Err() != nil {
 				break
 			}
-			b.progress("peer round %d of %d: %s", round, o.peerRounds, system)
+			b.progress("peer round %d of %d: %s", round, o.PeerRounds, system)
 			err := b.peerRound(ctx, p, round, system, rbench, olricBin, rserver)
 			if err != nil && system != peerMnemoNone && system != peerMnemoAlways && ctx.Err() == nil {
 				// A peer's own hiccup (Olric now and then answers
@@ -264,21 +264,21 @@ func (b *bench) peerRound(ctx context.Context, p *benchPeer, round int, system, 
 	t.system = system
 	defer func() {
 		t.stop()
-		if !o.keep {
+		if !o.Keep {
 			os.RemoveAll(dir)
 		}
 	}()
 
-	value := bytes.Repeat([]byte("x"), o.valueSize)
+	value := bytes.Repeat([]byte("x"), o.ValueSize)
 	t0 := time.Now()
-	err = benchutil.RESPPreload(ctx, t.addr, o.redisKeys, peerPreloadConns, peerPreloadDepth, func(i int) [][]byte {
+	err = benchutil.RESPPreload(ctx, t.addr, o.RedisKeys, peerPreloadConns, peerPreloadDepth, func(i int) [][]byte {
 		return peerPreloadCommand(system, i, value)
 	})
 	if err != nil {
 		return fmt.Errorf("preload: %w", err)
 	}
 	el := time.Since(t0)
-	pl := benchPeerPreload{Round: round, System: system, Keys: o.redisKeys, Seconds: el.Seconds(), KeysPerSec: float64(o.redisKeys) / el.Seconds()}
+	pl := benchPeerPreload{Round: round, System: system, Keys: o.RedisKeys, Seconds: el.Seconds(), KeysPerSec: float64(o.RedisKeys) / el.Seconds()}
 	p.Preloads = append(p.Preloads, pl)
 	b.progress("peer %s: preloaded %d keys in %.1f s (%.0f keys/s)", system, pl.Keys, pl.Seconds, pl.KeysPerSec)
 
@@ -286,11 +286,11 @@ func (b *bench) peerRound(ctx context.Context, p *benchPeer, round int, system, 
 	if err != nil {
 		return err
 	}
-	for _, pipe := range o.redisPipelines {
+	for _, pipe := range o.RedisPipelines {
 		for _, test := range []string{"SET", "GET"} {
 			phase := fmt.Sprintf("peer r%d %s %s -P %d", round, system, test, pipe)
-			args := peerBenchmarkArgs(system, test, host, port, o.redisClients, o.redisRequests, o.redisKeys, pipe, string(value))
-			rows, res, err := b.redisBenchmark(ctx, rbench, phase, args, t.procs, o.redisRequests)
+			args := peerBenchmarkArgs(system, test, host, port, o.RedisClients, o.RedisRequests, o.RedisKeys, pipe, string(value))
+			rows, res, err := b.redisBenchmark(ctx, rbench, phase, args, t.procs, o.RedisRequests)
 			if err != nil {
 				return err
 			}
@@ -327,13 +327,13 @@ func (b *bench) peerTail(ctx context.Context, p *benchPeer, round int, t *peerTa
 	}
 	defer cl.Close()
 	sync := strings.TrimPrefix(t.system, "mnemo --sync ")
-	key := func(rnd *rand.Rand) []byte { return peerKey(rnd.IntN(o.redisKeys)) }
+	key := func(rnd *rand.Rand) []byte { return peerKey(rnd.IntN(o.RedisKeys)) }
 	for ri, rate := range peerTailRates {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		seed := o.seed + uint64(round)<<40 + uint64(ri)<<32
-		lf := b.mixedOpenLoop(ctx, cl, rate, o.peerOpenDuration, nil, key,
+		seed := o.Seed + uint64(round)<<40 + uint64(ri)<<32
+		lf := b.mixedOpenLoop(ctx, cl, rate, o.PeerOpenDuration, nil, key,
 			[]client.Option{client.N(3), client.R(2)}, []client.Option{client.N(3), client.W(2)}, seed)
 		x := benchPeerTail{Round: round, Sync: sync, RatePerSec: rate, Ops: lf.all.Count, Errors: lf.all.Errors,
 			P50Ms: benchutil.Ms(lf.all.P50), P99Ms: benchutil.Ms(lf.all.P99), P999Ms: benchutil.Ms(lf.all.P999), MaxMs: benchutil.Ms(lf.all.Max)}
@@ -606,7 +606,7 @@ func (b *bench) olricBinary(ctx context.Context) (string, error) {
 		}
 		return nil
 	}
-	if bin := b.o.olricBin; bin != "" {
+	if bin := b.o.OlricBin; bin != "" {
 		if err := executable(bin); err != nil {
 			return "", fmt.Errorf("--olric-bin: %w", err)
 		}
