@@ -25,50 +25,60 @@ import (
 // Phases are the phase groups Config.Only selects from, in run order.
 var Phases = []string{"sdk", "redis", "hints", "ae", "transfer", "peer"}
 
-// Config configures a run of the bench; `mnemo bench`'s flags set it.
-// Sizes are counts of keys or requests, durations wall-clock time.
+// Config configures a run of the bench; `mnemo bench`'s flags set it, each
+// field from the flag named in its comment. Sizes are counts of keys or
+// requests, durations wall-clock time; the defaults are DefaultConfig's
+// (QuickConfig's for --quick).
 type Config struct {
+	// Dir holds the nodes' data and logs; emptied first (--dir, ".bench").
+	// Out is the JSON results file, in Dir's parent when relative (--out,
+	// "bench-results.json").
 	Dir, Out string
-	// Binary is the mnemo executable the nodes run; empty: this one.
-	Binary   string
-	Only     []string
-	Seed     uint64
+	// Binary is the mnemo executable the nodes run; empty: this one
+	// (--node-binary).
+	Binary string
+	// Only selects phase groups of Phases ("rejoin" and "handoff" mean
+	// hints); empty: all (--only).
+	Only []string
+	// Seed draws the keys and values; 0: from the clock (--seed).
+	Seed uint64
+	// Keep leaves Dir in place after the run (--keep, false).
 	Keep     bool
-	NodeArgs []string // extra `mnemo node` flags for every node, last (they win)
+	NodeArgs []string // extra `mnemo node` flags for every node, last (they win) (--node-arg)
 
 	// Go SDK phases.
-	Duration     time.Duration // each closed-loop phase
-	OpenDuration time.Duration // each open-loop phase
-	Concurrency  int
-	ValueSize    int
-	Keys         int
-	Sync         string
-	Quorums      []string
-	Target       []string
-	OpenRates    []int // extra open-loop rates, ops/s
-	Profile      bool
+	Duration     time.Duration // each closed-loop phase (--duration, 10 s)
+	OpenDuration time.Duration // each open-loop phase (--open-duration, 10 s)
+	Concurrency  int           // concurrent SDK callers (--concurrency, 64)
+	ValueSize    int           // value size in bytes, every phase (--value-size, 100)
+	Keys         int           // distinct keys, preloaded (--keys, 100,000)
+	Sync         string        // the nodes' --sync mode (--sync, "always")
+	Quorums      []string      // N,R,W settings; the first gets the open loop (--quorum, 3,2,2 3,1,1 3,3,3)
+	Target       []string      // RPC addresses of a running cluster: only the SDK phases, against it (--target)
+	OpenRates    []int         // extra open-loop rates, ops/s (--open-rate)
+	Profile      bool          // CPU profiles of node-1 in the first quorum's phases and redis SET (--profile, true)
 
 	// redis-benchmark phases.
-	RedisRequests  int
-	RedisKeys      int
-	RedisClients   int
-	RedisPipelines []int
+	RedisRequests  int   // -n, requests per test (--redis-requests, 100,000)
+	RedisKeys      int   // -r, key space (--redis-keys, 100,000)
+	RedisClients   int   // -c (--redis-clients, 50)
+	RedisPipelines []int // -P values (--redis-pipeline, 1 and 16)
 
 	// Rejoin phases.
-	HintKeys        int
-	AeKeys          int
-	AeMissing       int
-	AeInterval      time.Duration
-	LoadConcurrency int
-	LightRate       int
-	LightDuration   time.Duration
-	WaitTimeout     time.Duration // bound of every wait for convergence
-	QuietLimit      time.Duration // bound of every wait for quiet nodes (then go on)
+	HintKeys        int           // keys node-3 misses in the hinted-handoff phase (--hint-keys, 100,000)
+	AeKeys          int           // keys of the anti-entropy and transfer cluster (--ae-keys, 1,000,000)
+	AeMissing       int           // keys node-3 misses in each repair (--ae-missing, 100,000)
+	AeInterval      time.Duration // the ae cluster's --ae-interval (--ae-interval, 20 s)
+	LoadConcurrency int           // concurrent SDK callers loading keys (--load-concurrency, 256)
+	LightRate       int           // ops/s of the light foreground load around the repair (--light-rate, 1,000)
+	LightDuration   time.Duration // the light load's baseline (--light-duration, 1 min)
+	WaitTimeout     time.Duration // bound of every wait for convergence (--wait-timeout, 5 min)
+	QuietLimit      time.Duration // bound of every wait for quiet nodes, then go on (no flag; 3 min)
 
 	// Peer comparison (also the redis-benchmark sizes above).
-	PeerRounds       int           // rounds, each running every system once
-	PeerOpenDuration time.Duration // each open loop of the light-load tail
-	OlricBin         string        // olric-server to run; empty: go install it
+	PeerRounds       int           // rounds, each running every system once (--peer-rounds, 2)
+	PeerOpenDuration time.Duration // each open loop of the light-load tail (--peer-open-duration, 20 s)
+	OlricBin         string        // olric-server to run; empty: go install it (--olric-bin, $MNEMO_BENCH_OLRIC)
 }
 
 // DefaultConfig returns `make bench`'s sizes: about 15 minutes on 2 cores.
