@@ -52,19 +52,24 @@
 // Suspicion is not reported: memberlist v0.7.0 has no event for it, so a
 // member is Alive until it is declared Dead.
 //
-// A sample wiring:
+// A sample wiring. The caller owns the state and the event handler; only
+// the gossip.* names are this package's:
+//
+//	// ring is the caller's state, a CRDT (mnemo's node keeps ring.State).
+//	func (r *ring) LocalState() []byte                 { return r.encode() }
+//	func (r *ring) MergeRemoteState(buf []byte) error { return r.merge(buf) }
 //
 //	cfg := gossip.DefaultConfig()
 //	cfg.NodeID = "node-1"
 //	cfg.BindAddr = "10.0.0.1:7946"
 //	cfg.Join = []string{"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.3:7946"}
-//	cfg.Meta = encodedRPCAddress
-//	cfg.State = ringState // a gossip.StateDelegate
-//	cfg.Events = node     // a gossip.Events
+//	cfg.Meta = []byte("10.0.0.1:7000") // small, gossiped with liveness
+//	cfg.State = r                      // a gossip.StateDelegate
+//	cfg.Events = handler               // a gossip.Events: NodeAlive, NodeDead, ...
 //	g, err := gossip.New(cfg)
 //	...
-//	ringState.Apply(change)
-//	g.BroadcastState()
+//	r.set(change)      // the caller changes its state,
+//	g.BroadcastState() // and pushes it at once rather than at the next push/pull
 //	...
 //	_ = g.Leave(5 * time.Second)
 //	_ = g.Close()
