@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -164,7 +165,11 @@ func TestInlineKinds(t *testing.T) {
 			maxRunning = max(maxRunning, running)
 			order = append(order, string(p))
 			mu.Unlock()
-			time.Sleep(time.Millisecond)
+			// Give another handler, were one running beside this one,
+			// the CPU to show up in running.
+			for range 100 {
+				runtime.Gosched()
+			}
 			mu.Lock()
 			running--
 			mu.Unlock()
