@@ -24,19 +24,7 @@ import (
 var mnemoBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mnemo-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	mnemoBin, err = localcluster.FindBinary(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
+	code := localcluster.RunTests(m, "chaos", &mnemoBin)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines leaked:", err)

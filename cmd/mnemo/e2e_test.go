@@ -25,22 +25,7 @@ import (
 
 var mnemoBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mnemo-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	mnemoBin, err = localcluster.FindBinary(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m, "e2e", &mnemoBin)) }
 
 // startCluster starts n real nodes and stops them when the test ends. On
 // failure the nodes' logs are kept in the test's temp dir and their tails

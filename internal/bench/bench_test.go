@@ -16,29 +16,12 @@ import (
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
 )
 
-// TestBenchSmoke runs every phase of `mnemo bench` with tiny sizes and 1 s
-// phases against real processes, so `make test` proves the harness runs
-// end to end (the figures themselves are not checked: the machine is
-// shared). The redis phase is skipped, with a message, when
-// redis-benchmark is not installed.
 // mnemoBin is the binary the smoke test's nodes run: $MNEMO_BIN (make test
 // sets it to the binary it just built), else one built for the test.
 var mnemoBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mnemo-bench-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	mnemoBin, err = localcluster.FindBinary(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
+	code := localcluster.RunTests(m, "bench", &mnemoBin)
 	// Every goroutine a run starts (load drivers, meters, log readers)
 	// must have ended when Run returned.
 	if code == 0 {
@@ -50,6 +33,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// TestBenchSmoke runs every phase of `mnemo bench` with tiny sizes and 1 s
+// phases against real processes, so `make test` proves the harness runs
+// end to end (the figures themselves are not checked: the machine is
+// shared). The redis phase is skipped, with a message, when
+// redis-benchmark is not installed.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three clusters of real processes")

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
@@ -483,4 +484,23 @@ func (p *Proc) LogTail(n int) string {
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// RunTests is the TestMain of a package whose tests start real nodes: it
+// sets *bin to FindBinary's binary (built into a temporary directory when
+// $MNEMO_BIN is unset), runs the tests and removes the directory. It
+// returns the exit code; the caller may check more (goleak) before
+// os.Exit. A binary that cannot be had ends the run with code 2.
+func RunTests(m *testing.M, name string, bin *string) int {
+	dir, err := os.MkdirTemp("", "mnemo-"+name+"-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = FindBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	return m.Run()
 }
