@@ -14,6 +14,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/security"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -118,6 +119,13 @@ type Config struct {
 	// deaths seen in about 2 s). Default local when every address is on
 	// loopback, else lan.
 	GossipProfile string
+	// Security is the one switch for every port (gossip, RPC, RESP, admin
+	// HTTP): disabled, transitional or required; see internal/security.
+	// Default disabled.
+	Security security.Mode
+	// Insecure lets a node with Security disabled bind an address outside
+	// loopback. Default false: an open node listens on loopback only.
+	Insecure bool
 }
 
 // DefaultConfig returns the defaults documented on Config, for a node id.
@@ -431,6 +439,15 @@ func Settings() []Setting {
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),
 		str("cluster-name", "", "cluster name on the gossip wire: nodes ignore gossip from another name (every member must use the same)", func(c *Config, v string) { c.ClusterName = v }),
 		str("gossip-profile", "", "failure-detector timings: lan, or local (loopback; default when all addresses are loopback)", func(c *Config, v string) { c.GossipProfile = v }),
+		{"security", "string", d.Security.String(), "every port: disabled (plaintext), transitional (accept both, dial TLS; for a rolling upgrade) or required (TLS and encrypted gossip only)", func(c *Config, v string) error {
+			m, err := security.ParseMode(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not disabled, transitional or required", v)
+			}
+			c.Security = m
+			return nil
+		}},
+		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback", func(c *Config, v bool) { c.Insecure = v }),
 	}
 }
 

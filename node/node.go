@@ -229,10 +229,11 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	n.registerHandlers()
 
 	n.selfEntry = ring.Member{
-		ID:      n.self,
-		Zone:    cfg.Zone,
-		Status:  status,
-		RPCAddr: n.rpcLn.Addr().String(),
+		ID:       n.self,
+		Zone:     cfg.Zone,
+		Status:   status,
+		RPCAddr:  n.rpcLn.Addr().String(),
+		Security: uint8(cfg.Security),
 	}
 	if n.httpLn != nil {
 		n.selfEntry.HTTPAddr = n.httpLn.Addr().String()

@@ -68,6 +68,11 @@ type Member struct {
 	GossipAddr string `msgpack:"gsp"`
 	// RESPAddr is host:port of the Redis-protocol port; empty if disabled.
 	RESPAddr string `msgpack:"resp"`
+	// Security is the node's security mode (internal/security.Mode:
+	// 0 disabled, 1 transitional, 2 required), so that peers know whether
+	// to dial it with TLS during a rolling upgrade. Absent (0) from nodes
+	// that predate it, which speak plaintext only.
+	Security uint8 `msgpack:"sec,omitempty"`
 	// Version is bumped by whoever changes this entry (State.Update); the
 	// CRDT keeps the entry with the highest.
 	Version uint64 `msgpack:"v"`
@@ -97,6 +102,9 @@ func compareMembers(a, b Member) int {
 		return c
 	}
 	if c := cmp.Compare(a.RESPAddr, b.RESPAddr); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Security, b.Security); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.ID, b.ID)

@@ -1,0 +1,76 @@
+// Package security holds what every mnemo port shares to be locked: the
+// one switch (Mode) that says whether a port speaks plaintext, TLS or both.
+//
+// One switch for every port, as Cassandra's internode_encryption and Nomad's
+// rpc_upgrade_mode do for theirs: an operator turns a live open cluster into
+// a locked one by two rolling restarts, disabled -> transitional on every
+// node, then transitional -> required on every node, and never has a node
+// that cannot talk to another.
+//
+//   - disabled: plaintext only (gossip unencrypted, RPC, RESP and admin HTTP
+//     without TLS). Allowed outside loopback only with --insecure.
+//   - transitional: accepts TLS and plaintext, dials TLS to members that
+//     advertise transitional or required (and plaintext to those that still
+//     advertise disabled), and gossips encrypted once every member it sees
+//     has the key. A metric counts plaintext connections accepted, so the
+//     operator knows when required is safe.
+//   - required: TLS only, gossip encrypted only.
+//
+// Each node advertises its mode in its ring entry (ring.Member.Security), so
+// its peers know how to dial it during a rolling upgrade.
+package security
+
+import "fmt"
+
+// Mode is a port's security mode. NB: a wire enum (it is gossiped in
+// ring.Member.Security): only append, never renumber.
+type Mode uint8
+
+const (
+	// Disabled speaks plaintext only.
+	Disabled Mode = iota
+	// Transitional accepts TLS and plaintext and dials TLS.
+	Transitional
+	// Required refuses plaintext.
+	Required
+)
+
+// String returns the mode's setting text.
+func (m Mode) String() string {
+	switch m {
+	case Disabled:
+		return "disabled"
+	case Transitional:
+		return "transitional"
+	case Required:
+		return "required"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// ParseMode reads a mode's setting text.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "disabled":
+		return Disabled, nil
+	case "transitional":
+		return Transitional, nil
+	case "required":
+		return Required, nil
+	}
+	return 0, fmt.Errorf("security: %q is not disabled, transitional or required", s)
+}
+
+// AcceptsPlaintext reports whether a port in mode m takes plaintext peers.
+func (m Mode) AcceptsPlaintext() bool { return m != Required }
+
+// AcceptsTLS reports whether a port in mode m takes TLS peers.
+func (m Mode) AcceptsTLS() bool { return m != Disabled }
+
+// DialsTLS reports whether a node in mode m dials a peer that advertises
+// mode peer with TLS: a disabled node never does, a required node always
+// does, and a transitional one does unless the peer still speaks plaintext
+// only.
+func (m Mode) DialsTLS(peer Mode) bool {
+	return m == Required || m == Transitional && peer != Disabled
+}
