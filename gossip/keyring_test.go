@@ -135,10 +135,10 @@ func TestKeyringOps(t *testing.T) {
 type gossipState int
 
 const (
-	stDisabled gossipState = iota // no keyring
-	stTransitionalPlain           // transitional, keys pending: sends plaintext
-	stTransitionalEnc             // transitional, keys installed: sends encrypted, reads both
-	stRequired                    // encrypted only
+	stDisabled          gossipState = iota // no keyring
+	stTransitionalPlain                    // transitional, keys pending: sends plaintext
+	stTransitionalEnc                      // transitional, keys installed: sends encrypted, reads both
+	stRequired                             // encrypted only
 )
 
 func (s gossipState) String() string {
