@@ -126,6 +126,12 @@ type Config struct {
 	// Insecure lets a node with Security disabled bind an address outside
 	// loopback. Default false: an open node listens on loopback only.
 	Insecure bool
+	// GossipKeyFile is the operator's file of gossip keys (one base64
+	// 32-byte key per line, the first the primary; see gossip.ParseKeys),
+	// read once at start. mnemo never writes it: after a runtime rotation
+	// (mnemo keyring) the operator updates it. Required with Security
+	// transitional or required; refused with disabled.
+	GossipKeyFile string
 }
 
 // DefaultConfig returns the defaults documented on Config, for a node id.
@@ -296,6 +302,12 @@ func (c Config) fieldErrors() []fieldError {
 	if !slices.Contains([]string{"auto", "json", "console"}, c.LogFormat) {
 		bad("log-format", "%q must be auto, json or console", c.LogFormat)
 	}
+	switch {
+	case c.Security != security.Disabled && c.GossipKeyFile == "":
+		bad("gossip-key-file", "needed with --security %s: a file of base64 32-byte keys, one per line (make one with: mnemo keyring generate > FILE)", c.Security)
+	case c.Security == security.Disabled && c.GossipKeyFile != "":
+		bad("gossip-key-file", "gossip is encrypted only with --security transitional or required")
+	}
 	if len(c.ClusterName) > 255 {
 		bad("cluster-name", "is %d bytes, limit 255", len(c.ClusterName))
 	}
@@ -447,6 +459,7 @@ func Settings() []Setting {
 			c.Security = m
 			return nil
 		}},
+		str("gossip-key-file", "", "file of gossip keys, one base64 32-byte key per line, the first the primary (needed unless --security disabled; mnemo never writes it)", func(c *Config, v string) { c.GossipKeyFile = v }),
 		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback", func(c *Config, v bool) { c.Insecure = v }),
 	}
 }

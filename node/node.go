@@ -269,6 +269,16 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	n.ringHooks = append(n.ringHooks, n.owner.signal)
 	n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { n.owner.signal() })
 	n.statsSources = append(n.statsSources, n.owner.stats)
+	// Read before gossip starts; gossip then holds the keys, not the node.
+	gossipKeys, err := readGossipKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if wake := n.startEncryptionWatch(); wake != nil {
+		n.ringHooks = append(n.ringHooks, wake)
+		n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { wake() })
+	}
+	n.metrics.reg.MustRegister(newKeyringCollector(n))
 
 	// Serve RPC before joining: peers learn our address from gossip and
 	// may call at once.
@@ -302,6 +312,8 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	gcfg.State = (*stateDelegate)(n)
 	gcfg.Events = (*events)(n)
 	gcfg.Logger = log // gossip adds its own node field
+	gcfg.Encryption = cfg.Security
+	gcfg.Keys = gossipKeys
 	g, err := gossip.New(gcfg)
 	if err != nil {
 		return nil, err
@@ -651,6 +663,8 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindOwnershipEvents] = n.handleOwnershipEvents
 	n.handlers[proto.KindLeave] = n.handleLeave
 	n.handlers[proto.KindRemove] = n.handleRemove
+	n.handlers[proto.KindKeyring] = n.handleKeyring
+	n.handlers[proto.KindKeyringLocal] = n.handleKeyringLocal
 }
 
 // initialStatus decides how this node enters the ring: as it was before a
