@@ -69,6 +69,9 @@ type Gossip struct {
 	// keys is the gossip keyring (empty of keys when Encryption is
 	// disabled, or transitional and not yet enabled).
 	keys *keyring
+	// follow, on a transitional node, watches incoming packets for the
+	// first one encrypted with its keys; nil otherwise.
+	follow *followTransport
 
 	// inbox carries state messages from memberlist's NotifyMsg to the
 	// merger goroutine, so a slow MergeRemoteState never holds up
@@ -160,6 +163,10 @@ func New(cfg Config) (*Gossip, error) {
 		Str("encryption", ks.Mode.String()).Bool("encrypting", ks.Encrypting).Str("primary_key", ks.Primary).
 		Int("keys", len(ks.Keys)).Msg("gossip started")
 
+	if g.follow != nil {
+		g.wg.Add(1)
+		go g.runFollow(g.follow)
+	}
 	if cfg.Events != nil {
 		g.wg.Add(1)
 		go func() {
@@ -267,10 +274,15 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 		mc.GossipVerifyIncoming = cfg.Encryption == security.Required
 		mc.GossipVerifyOutgoing = true
 	}
-	mc.Transport = nt
-	if cfg.wrapTransport != nil {
-		mc.Transport = cfg.wrapTransport(nt)
+	var tr memberlist.NodeAwareTransport = nt
+	if cfg.Encryption == security.Transitional {
+		g.follow = &followTransport{NodeAwareTransport: nt, out: make(chan *memberlist.Packet), stop: make(chan struct{})}
+		tr = g.follow
 	}
+	if cfg.wrapTransport != nil {
+		tr = cfg.wrapTransport(tr)
+	}
+	mc.Transport = tr
 	mc.Logger = mlLog
 	mc.Delegate = (*hooks)(g)
 	mc.Events = (*hooks)(g)
@@ -573,6 +585,9 @@ func (g *Gossip) Close() error {
 		close(g.stop)
 		if err := g.ml.Shutdown(); err != nil {
 			g.closeErr = fmt.Errorf("gossip: shutdown memberlist: %w", err)
+		}
+		if g.follow != nil {
+			close(g.follow.stop)
 		}
 		g.wg.Wait()
 		g.log.Info().Msg("gossip closed")

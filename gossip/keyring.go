@@ -3,6 +3,8 @@ package gossip
 import (
 	"bufio"
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -424,4 +426,96 @@ func (g *Gossip) RemoveKey(fp string) error {
 	}
 	g.log.Info().Str("key", fp).Msg("gossip key removed")
 	return nil
+}
+
+// pendingKeyOpens reports whether packet (as it came off the wire, label
+// header included) is memberlist-encrypted with one of the pending keys:
+// [version 0|1][12-byte nonce][AES-GCM ciphertext and tag], the label as
+// authenticated data (memberlist's security.go and net.go).
+func (k *keyring) pendingKeyOpens(packet []byte) bool {
+	body, label, err := memberlist.RemoveLabelHeaderFromPacket(packet)
+	if err != nil || len(body) < 1+12+16 || body[0] > 1 {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.mu.installed {
+		return false
+	}
+	for _, key := range k.mu.pending {
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			continue
+		}
+		gcm, err := cipher.NewGCM(block)
+		if err != nil {
+			continue
+		}
+		if _, err := gcm.Open(nil, body[1:13], body[13:], []byte(label)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *keyring) installed() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.mu.installed
+}
+
+// followTransport sits between memberlist and its network transport on a
+// transitional node. While the node's keys are pending it tries each
+// incoming packet with them, and the first one that opens turns encryption
+// on before memberlist reads it (memberlist then decrypts it itself).
+//
+// NB: this closes the gap memberlist's design leaves in a rolling enable.
+// Reading encrypted gossip and sending it are one switch there (keys in
+// the keyring, GossipVerifyOutgoing fixed at start), so the first member
+// that turns encryption on cannot be read by the others until they turn it
+// on too: without this, each waits to learn from gossip that every member
+// is transitional, and the news comes from a member they can no longer
+// read, so they declare it dead (the end-to-end test saw exactly that).
+// With it, a member follows at the first encrypted packet, within a probe
+// interval, well inside the suspicion timeout. Only a holder of the key
+// can make a packet open, so nobody else can trigger it. Once encrypting,
+// it only hands packets on (one channel hop each).
+type followTransport struct {
+	memberlist.NodeAwareTransport
+	out  chan *memberlist.Packet
+	stop chan struct{}
+}
+
+func (t *followTransport) PacketCh() <-chan *memberlist.Packet { return t.out }
+
+// runFollow feeds memberlist the packets of t's inner transport, turning
+// encryption on at the first one a pending key opens. Owned by g.wg; ends
+// with t.stop, which Close closes only once memberlist has shut down.
+// NB: not g.stop: memberlist shuts its transport down first, and the
+// transport's listeners block sending to their unbuffered packet channel
+// until someone reads it, so this loop must read until then.
+func (g *Gossip) runFollow(t *followTransport) {
+	defer g.wg.Done()
+	in := t.NodeAwareTransport.PacketCh()
+	for {
+		var p *memberlist.Packet
+		select {
+		case <-t.stop:
+			return
+		case p = <-in:
+		}
+		if !g.keys.installed() && g.keys.pendingKeyOpens(p.Buf) {
+			if changed, err := g.keys.enable(); err != nil {
+				g.log.Error().Err(err).Msg("enabling gossip encryption failed")
+			} else if changed {
+				g.log.Info().Str("primary_key", g.keys.status().Primary).Str("from", p.From.String()).
+					Msg("gossip encryption on: a member sends encrypted gossip")
+			}
+		}
+		select {
+		case <-t.stop:
+			return
+		case t.out <- p:
+		}
+	}
 }

@@ -326,3 +326,50 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("a node with the removed key joined: %v", ids)
 	}
 }
+
+// TestTransitionalMembersFollowTheFirstToEncrypt: three transitional
+// members gossip plaintext; once one turns encryption on, the others
+// follow at its first encrypted packet, and nobody is declared dead. Each
+// must still follow on its own, before any gossip could tell it the ring
+// is ready: the first to encrypt can no longer be read by the others.
+func TestTransitionalMembersFollowTheFirstToEncrypt(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	c := newCluster(t, func(cfg *Config) { cfg.Encryption, cfg.Keys = security.Transitional, [][]byte{key} })
+	n1, n2, n3 := c.startThree()
+	for _, n := range []*node{n1, n2, n3} {
+		if n.Keyring().Encrypting {
+			t.Fatalf("%s encrypts before anyone enabled it", n.id)
+		}
+	}
+	since := time.Now()
+	if changed, err := n2.EnableEncryption(); !changed || err != nil {
+		t.Fatalf("enable: %v %v", changed, err)
+	}
+	took := eventually(t, patience, "n1 and n3 follow n2", func() (bool, string) {
+		return n1.Keyring().Encrypting && n3.Keyring().Encrypting,
+			fmt.Sprintf("n1 %v, n3 %v", n1.Keyring().Encrypting, n3.Keyring().Encrypting)
+	})
+	t.Logf("followed %v after n2 turned encryption on", took)
+	if !c.log.contains("gossip encryption on: a member sends encrypted gossip") {
+		t.Fatal("the followers' log does not say why they turned encryption on")
+	}
+	n3.state.add("after")
+	n3.BroadcastState()
+	for _, n := range []*node{n1, n2} {
+		eventually(t, patience, n.id+" merges a broadcast", func() (bool, string) { return n.state.hasAll("after") })
+	}
+	// Suspicion (1.6 s at least) would have declared a member dead by now
+	// if one could not read another.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range []*node{n1, n2, n3} {
+			for _, id := range []string{"n1", "n2", "n3"} {
+				if _, dead := n.rec.find(evDead, id, since); dead {
+					t.Fatalf("%s saw %s dead: %s", n.id, id, n.rec.about(id))
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
