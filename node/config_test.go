@@ -111,3 +111,29 @@ func TestSettingTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestGossipKeyFileSetting: transitional and required need a key file,
+// disabled refuses one, and a bad file stops the node at start with the
+// line at fault and never the key.
+func TestGossipKeyFileSetting(t *testing.T) {
+	for _, tc := range []struct {
+		values map[string]string
+		err    string
+	}{
+		{map[string]string{"id": "a", "security": "transitional"}, "--gossip-key-file: needed with --security transitional"},
+		{map[string]string{"id": "a", "security": "required"}, "--gossip-key-file: needed with --security required"},
+		{map[string]string{"id": "a", "gossip-key-file": "k"}, "--gossip-key-file: gossip is encrypted only with --security transitional or required"},
+		{map[string]string{"id": "a", "security": "required", "gossip-key-file": "k"}, ""},
+	} {
+		_, err := ParseSettings(tc.values)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: %v, want %q", tc.values, err, tc.err)
+		}
+	}
+	key := "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnk=" // 32 bytes
+	p := writeConfig(t, key+"\n"+key[:20]+"\n")
+	_, err := readGossipKeys(Config{GossipKeyFile: p})
+	if err == nil || !strings.Contains(err.Error(), "line 2:") || strings.Contains(err.Error(), key[:20]) {
+		t.Fatalf("bad key file: %v", err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,6 +157,21 @@ func (w *livenessWatch) check(t *testing.T) {
 	t.Logf("liveness: %d status polls, every member alive in each", w.polls)
 }
 
+// metricsOf returns the admin port's /metrics page.
+func metricsOf(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // checkAcked reads every acknowledged write back at R=2.
 func checkAcked(t *testing.T, c *localcluster.Cluster, acked map[string]string) {
 	t.Helper()
@@ -274,7 +291,7 @@ func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
 	fp1, fp2 := fingerprintOf(t, k1), fingerprintOf(t, k2)
 	keyFile := writeKeyFile(t, dir, "gossip.key", k1)
 	newKey := writeKeyFile(t, dir, "new.key", k2)
-	c := startCluster(t, localcluster.Options{Nodes: 3, NodeArgs: func(i int) []string {
+	c := startCluster(t, localcluster.Options{Nodes: 3, HTTP: true, NodeArgs: func(i int) []string {
 		switch i {
 		case 3: // started after the rotation with the old key only
 			return []string{"--security", "required", "--gossip-key-file", keyFile}
@@ -307,6 +324,19 @@ func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
 			}
 		}
 		t.Logf("keyring %v:\n%s", step.args, out)
+		if s == 1 { // after use: two keys, the new one primary, on every node
+			for _, p := range c.Nodes {
+				m := metricsOf(t, p.HTTP)
+				for _, w := range []string{"mnemo_gossip_keys 2\n", "mnemo_gossip_encrypting 1\n", `mnemo_gossip_primary_key_info{fingerprint="` + fp2 + `"} 1`} {
+					if !strings.Contains(m, w) {
+						t.Fatalf("%s's metrics lack %q", p.ID, w)
+					}
+				}
+				if strings.Contains(m, k2[:16]) || strings.Contains(m, k1[:16]) {
+					t.Fatalf("%s's metrics hold a key", p.ID)
+				}
+			}
+		}
 		waitAcked(t, load, 200) // the load goes on between steps
 	}
 	if r := keyringOf(t, c, 1); strings.Contains(fmt.Sprint(r.Nodes), fp1) {
