@@ -15,6 +15,7 @@ import (
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/gossip"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
+	"github.com/mnemo-kv/mnemo/internal/admin"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/version"
@@ -281,7 +282,8 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		}
 	}()
 	if n.httpLn != nil {
-		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		h := admin.NewHandler(admin.Config{Node: (*adminView)(n), Metrics: n.metrics.reg, Logger: n.log})
+		n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
