@@ -8,10 +8,10 @@ import (
 	"sync"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // PutMany coordinates several puts together, as a Redis pipeline of SETs

@@ -13,7 +13,7 @@
 //
 //   - A put is versioned by a live home replica: a node that is not one
 //     forwards it (KindCoordPut). The home replica advances its dotted
-//     version vector (internal/version), commits locally, and sends the
+//     version vector (version/), commits locally, and sends the
 //     object to the other replicas of the preference list: home replicas,
 //     or fallbacks with a hint for a dead home (sloppy quorum, §4.6). It
 //     answers after W durable acks, its own counted only once its commit

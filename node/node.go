@@ -18,11 +18,11 @@ import (
 	"github.com/mnemo-kv/mnemo/internal/admin"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/resp"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Version is the build's version, set with -ldflags at build time.

@@ -20,9 +20,9 @@ import (
 	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 func TestMain(m *testing.M) {

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/config"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 const metaAliveAt = "alive-at"
