@@ -50,8 +50,8 @@
 //
 // # Wire
 //
-// Two kinds are between nodes: a scan of a partition after a cursor, and
-// a question which partitions a node holds completely.
+// Its kinds are declared in internal/proto with every other:
+// proto.KindTransferScan and proto.KindTransferSynced are between nodes;
 // proto.KindOwnershipEvents long-polls a node's last MaxEvents events
 // (mnemo events, client.WatchOwnership).
 //

@@ -11,14 +11,13 @@ import (
 	"github.com/mnemo-kv/mnemo/store"
 )
 
-// Transfer kinds. Wire enum: only append.
+// The kinds of the bodies below, declared with every other in proto.
 const (
 	// kindScan reads a batch of a partition: scanRequest -> scanBatch.
-	kindScan = proto.KindTransferBase + iota
+	kindScan = proto.KindTransferScan
 	// kindSynced asks which partitions a node holds completely:
 	// syncedRequest -> syncedReply.
-	kindSynced
-	// (KindTransferBase+2 is proto.KindOwnershipEvents.)
+	kindSynced = proto.KindTransferSynced
 )
 
 // scanRequest asks for the next batch of partition P after a cursor.
