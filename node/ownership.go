@@ -35,9 +35,7 @@ func (n *Node) newTransfer() error {
 		return err
 	}
 	n.transfer = t
-	for _, k := range t.Kinds() {
-		n.handlers[k] = kindHandler(k, t.Handle)
-	}
+	handleKinds(n, t.Kinds(), t.Handle)
 	return nil
 }
 
@@ -83,8 +81,8 @@ func (c *transferCluster) DeadSince(id ring.NodeID) (time.Time, bool) {
 	return m.Since, true
 }
 
-func (c *transferCluster) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error) {
-	return (*cluster)(c).Call(ctx, to, kind, payload)
+func (c *transferCluster) Call(ctx context.Context, to ring.NodeID, kind transfer.Kind, payload []byte) ([]byte, error) {
+	return (*cluster)(c).call(ctx, to, wire.Kind(kind), payload)
 }
 
 func (c *transferCluster) SetSelfStatus(s ring.Status) { (*Node)(c).setSelfStatus(s) }

@@ -12,7 +12,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -42,7 +41,7 @@ type fakeCluster struct {
 		calls []string
 		// fail, when set, is asked before each call; an error fails it
 		// unsent.
-		fail func(from, to ring.NodeID, kind wire.Kind, payload []byte) error
+		fail func(from, to ring.NodeID, kind Kind, payload []byte) error
 	}
 }
 
@@ -200,7 +199,7 @@ func (fn *fakeNode) Joined() bool {
 	return fn.mu.joined
 }
 
-func (fn *fakeNode) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error) {
+func (fn *fakeNode) Call(ctx context.Context, to ring.NodeID, kind Kind, payload []byte) ([]byte, error) {
 	c := fn.c
 	c.mu.Lock()
 	c.mu.calls = append(c.mu.calls, fmt.Sprintf("%s>%s %s", fn.id, to, kindName(kind)))
@@ -265,7 +264,7 @@ func (fn *fakeNode) leaves() int {
 // step runs one round of fn's loop, as the loop would.
 func (fn *fakeNode) step() error { return fn.tr.step(context.Background()) }
 
-func kindName(k wire.Kind) string {
+func kindName(k Kind) string {
 	switch k {
 	case kindScan:
 		return "scan"

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -38,7 +37,7 @@ type Cluster interface {
 	Joined() bool
 	// Call sends one request to a peer's RPC port and returns the reply
 	// body, or an error (a *wire.Error for an error the peer answered).
-	Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error)
+	Call(ctx context.Context, to ring.NodeID, kind Kind, payload []byte) ([]byte, error)
 	// SetSelfStatus changes this node's own ring entry and spreads it
 	// (Joining -> Active once synced, Leaving -> Removed once handed off).
 	SetSelfStatus(s ring.Status)

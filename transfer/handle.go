@@ -11,13 +11,21 @@ import (
 	"github.com/mnemo-kv/mnemo/store"
 )
 
-// The kinds of the bodies below, declared with every other in proto.
+// Kind is a request kind of ownership transfer on the node's RPC port.
+// Its values are the numbers on the wire, declared with every other in
+// internal/proto; the node's RPC layer carries them as they are.
+type Kind uint16
+
+// The kinds Handle serves.
 const (
 	// kindScan reads a batch of a partition: scanRequest -> scanBatch.
-	kindScan = proto.KindTransferScan
+	kindScan = Kind(proto.KindTransferScan)
 	// kindSynced asks which partitions a node holds completely:
 	// syncedRequest -> syncedReply.
-	kindSynced = proto.KindTransferSynced
+	kindSynced = Kind(proto.KindTransferSynced)
+	// kindEvents long-polls this node's ownership events:
+	// proto.EventsRequest -> proto.EventsReply.
+	kindEvents = Kind(proto.KindOwnershipEvents)
 )
 
 // scanRequest asks for the next batch of partition P after a cursor.
@@ -56,14 +64,14 @@ type syncedReply struct {
 const maxEventsWait = 60 * time.Second
 
 // Kinds returns the request kinds Handle serves.
-func (t *Transfer) Kinds() []wire.Kind {
-	return []wire.Kind{kindScan, kindSynced, proto.KindOwnershipEvents}
+func (t *Transfer) Kinds() []Kind {
+	return []Kind{kindScan, kindSynced, kindEvents}
 }
 
 // Handle serves one request of Kinds and returns the reply body. Errors
 // are *wire.Error for bad requests (CodeUnavailable after Close), or the
 // store's.
-func (t *Transfer) Handle(ctx context.Context, kind wire.Kind, payload []byte) ([]byte, error) {
+func (t *Transfer) Handle(ctx context.Context, kind Kind, payload []byte) ([]byte, error) {
 	if !t.enter() {
 		return nil, wire.Errorf(wire.CodeUnavailable, "%v", ErrClosed)
 	}
@@ -75,7 +83,7 @@ func (t *Transfer) Handle(ctx context.Context, kind wire.Kind, payload []byte) (
 		reply, err = t.handleScan(payload)
 	case kindSynced:
 		reply, err = t.handleSynced(payload)
-	case proto.KindOwnershipEvents:
+	case kindEvents:
 		reply, err = t.handleEvents(ctx, payload)
 	default:
 		return nil, wire.Errorf(wire.CodeUnknownKind, "transfer: kind %d", kind)

@@ -260,10 +260,10 @@ func TestPullWaitsForDeadHolder(t *testing.T) {
 // removes them"). A node drops a partition it lost only once every owner
 // of it, now and in the future ring, reports it complete.
 func TestDropLostOnlyWhenOwnersSynced(t *testing.T) {
-	failKind := func(c *fakeCluster, fail wire.Kind) {
+	failKind := func(c *fakeCluster, fail Kind) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.mu.fail = func(_, _ ring.NodeID, kind wire.Kind, _ []byte) error {
+		c.mu.fail = func(_, _ ring.NodeID, kind Kind, _ []byte) error {
 			if kind == fail {
 				return errors.New("fake: connection reset")
 			}
@@ -543,7 +543,7 @@ func TestPullResumesFromCursor(t *testing.T) {
 	// The third scan of p fails.
 	var scansOfP []scanRequest
 	c.mu.Lock()
-	c.mu.fail = func(_, _ ring.NodeID, kind wire.Kind, payload []byte) error {
+	c.mu.fail = func(_, _ ring.NodeID, kind Kind, payload []byte) error {
 		var req scanRequest
 		if kind != kindScan || wire.Unmarshal(payload, &req) != nil || ring.Partition(req.P) != p {
 			return nil
@@ -593,7 +593,7 @@ func TestEventLog(t *testing.T) {
 	ask := func(after uint64, waitMs int64) proto.EventsReply {
 		t.Helper()
 		body, _ := wire.Marshal(&proto.EventsRequest{After: after, WaitMs: waitMs})
-		resp, err := n1.tr.Handle(ctx, proto.KindOwnershipEvents, body)
+		resp, err := n1.tr.Handle(ctx, kindEvents, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -650,7 +650,7 @@ func TestHandleRejects(t *testing.T) {
 	scan := func(p uint32) []byte { b, _ := wire.Marshal(&scanRequest{P: p}); return b }
 	for _, tc := range []struct {
 		name    string
-		kind    wire.Kind
+		kind    Kind
 		payload []byte
 		code    wire.Code
 		msg     string
@@ -658,8 +658,8 @@ func TestHandleRejects(t *testing.T) {
 		{"malformed scan", kindScan, []byte{0xc1}, wire.CodeBadRequest, "malformed request"},
 		{"partition out of range", kindScan, scan(testQ), wire.CodeBadRequest, "partition 16 out of range"},
 		{"malformed synced", kindSynced, []byte{0xc1}, wire.CodeBadRequest, "malformed request"},
-		{"malformed events", proto.KindOwnershipEvents, []byte{0xc1}, wire.CodeBadRequest, "malformed request"},
-		{"unknown kind", proto.KindTransferBase + 29, nil, wire.CodeUnknownKind, "transfer: kind 179"},
+		{"malformed events", kindEvents, []byte{0xc1}, wire.CodeBadRequest, "malformed request"},
+		{"unknown kind", Kind(proto.KindTransferBase) + 29, nil, wire.CodeUnknownKind, "transfer: kind 179"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := n1.tr.Handle(context.Background(), tc.kind, tc.payload)
