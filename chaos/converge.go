@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -177,11 +176,10 @@ func (v *clusterView) Converged(ctx context.Context, criterion string, keys []st
 
 // merkleRootsEqual is true when, for every partition, every home replica
 // reports the same Merkle root. It reads them from status: each node's
-// Info.Detail["ae_roots"], partition number (decimal text) -> root (hex
-// text), for the partitions whose trees are built (node/subsystems.go). It
+// Info.AntiEntropy.Roots, for the partitions whose trees are built. It
 // returns errNoRoots when no node reports any.
 func (v *clusterView) merkleRootsEqual(ctx context.Context) (bool, string, error) {
-	roots := make([]map[int]uint64, len(v.ids))
+	roots := make([]map[uint32]uint64, len(v.ids))
 	for i, addr := range v.addrs {
 		sctx, cancel := context.WithTimeout(ctx, v.timeout)
 		st, err := v.cl.Status(sctx, client.Node(addr))
@@ -191,18 +189,18 @@ func (v *clusterView) merkleRootsEqual(ctx context.Context) (bool, string, error
 		}
 		for _, m := range st.Members {
 			if m.ID == v.ids[i] && m.Info != nil {
-				roots[i] = parseRoots(m.Info.Detail)
+				roots[i] = m.Info.AntiEntropy.Roots
 			}
 		}
 	}
-	if !slices.ContainsFunc(roots, func(r map[int]uint64) bool { return r != nil }) {
+	if !slices.ContainsFunc(roots, func(r map[uint32]uint64) bool { return len(r) > 0 }) {
 		return false, "", errNoRoots
 	}
 	for p := range v.ring.Partitions() {
 		var first uint64
 		for j, id := range v.ring.Home(ring.Partition(p), v.n) {
 			i := v.index[string(id)]
-			r, ok := roots[i][p]
+			r, ok := roots[i][uint32(p)]
 			if !ok {
 				return false, fmt.Sprintf("partition %d: %s reports no root (tree not built?)", p, id), nil
 			}
@@ -214,27 +212,6 @@ func (v *clusterView) merkleRootsEqual(ctx context.Context) (bool, string, error
 		}
 	}
 	return true, "", nil
-}
-
-// parseRoots reads Detail["ae_roots"]; nil when absent.
-func parseRoots(detail map[string]any) map[int]uint64 {
-	raw, ok := detail["ae_roots"].(map[string]any)
-	if !ok {
-		return nil
-	}
-	out := map[int]uint64{}
-	for k, val := range raw {
-		p, err := strconv.Atoi(k)
-		if err != nil {
-			continue
-		}
-		if x, ok := val.(string); ok {
-			if r, err := strconv.ParseUint(x, 16, 64); err == nil {
-				out[p] = r
-			}
-		}
-	}
-	return out
 }
 
 // localCopiesEqual is true when every home replica's stored copy of every

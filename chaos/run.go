@@ -340,8 +340,9 @@ wait:
 	// The final reads and the check.
 	final := r.observeAll(ctx, view, keys)
 	rep.Check = Check(ops, final)
-	rep.Stats = nodeStats(ctx, admin, lc)
-	r.verdict(ops)
+	var aeOn bool
+	rep.Stats, aeOn = nodeStats(ctx, admin, lc)
+	r.verdict(ops, aeOn)
 	if err := rep.writeJSON(rep.Files["report"]); err != nil {
 		return nil, err
 	}
@@ -382,8 +383,9 @@ func (r *run) observeAll(ctx context.Context, view *clusterView, keys []string) 
 	return final
 }
 
-// verdict turns the check into the report's failures and notes.
-func (r *run) verdict(ops []*Op) {
+// verdict turns the check into the report's failures and notes; aeOn says
+// whether a node reported running anti-entropy.
+func (r *run) verdict(ops []*Op, aeOn bool) {
 	rep, c := r.rep, r.rep.Check
 	fail := func(format string, args ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, args...)) }
 	lost := c.Lost
@@ -436,29 +438,31 @@ func (r *run) verdict(ops []*Op) {
 	if planted > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("planted bugs %s changed %d operations: the check must fail", strings.Join(r.cfg.PlantBugs, ","), planted))
 	}
-	if _, ok := rep.Stats["ae_keys_received"]; !ok {
+	if !aeOn {
 		rep.Notes = append(rep.Notes, "the nodes report no anti-entropy counters: a replica that missed writes catches up only by read repair")
 	}
 }
 
-// nodeStats sums the nodes' subsystem counters.
-func nodeStats(ctx context.Context, cl *client.Client, lc *localcluster.Cluster) map[string]float64 {
+// nodeStats sums the nodes' subsystem counters by name, and says whether
+// any node runs anti-entropy.
+func nodeStats(ctx context.Context, cl *client.Client, lc *localcluster.Cluster) (sums map[string]float64, aeOn bool) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := cl.Status(sctx)
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	out := map[string]float64{}
+	sums = map[string]float64{}
 	for _, m := range st.Members {
 		if m.Info == nil {
 			continue
 		}
-		for k, v := range m.Info.Stats {
-			out[k] += v
+		aeOn = aeOn || m.Info.AntiEntropy.On
+		for _, c := range m.Info.Counters() {
+			sums[c.Name] += c.Value
 		}
 	}
-	return out
+	return sums, aeOn
 }
 
 // opKeys lists the keys the history touched, sorted.

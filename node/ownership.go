@@ -779,31 +779,24 @@ func (o *ownership) autoRemove() {
 	}
 }
 
-// stats adds transfer figures to NodeInfo.
-func (o *ownership) stats(stats map[string]float64, detail map[string]any) {
+// stats fills the transfer report of NodeInfo.
+func (o *ownership) stats(info *proto.NodeInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	owned, synced := 0, 0
+	st := &info.Ownership
 	for p := range o.owned {
 		if o.owned[p] {
-			owned++
-			if o.synced[p] {
-				synced++
+			st.PartitionsHeld++
+			if !o.synced[p] {
+				st.PartitionsSyncing++
 			}
 		}
 	}
-	stats["partitions_held"] = float64(owned)
-	stats["partitions_syncing"] = float64(owned - synced)
-	stats["transfer_keys_received"] = float64(o.keys)
-	stats["transfer_bytes_received"] = float64(o.bytes)
-	var pulls []pullProgress
+	st.KeysReceived, st.BytesReceived = o.keys, o.bytes
 	for _, p := range o.pulling {
-		pulls = append(pulls, *p)
-	}
-	if len(pulls) > 0 {
-		detail["transfers"] = pulls
+		st.Transfers = append(st.Transfers, proto.TransferProgress{Partition: uint32(p.Partition), Source: p.Source, Keys: p.Keys, Started: p.Started})
 	}
 	if len(o.events) > 0 {
-		detail["ownership_events"] = o.events[max(0, len(o.events)-20):]
+		st.Events = slices.Clone(o.events[max(0, len(o.events)-20):])
 	}
 }

@@ -272,9 +272,9 @@ func (s *story) mechanisms(ctx context.Context) mechanisms {
 			if ms.ID != p.ID || ms.Info == nil {
 				continue
 			}
-			m.hints += ms.Info.Stats["hints_replayed"]
-			m.repairs += ms.Info.Stats["read_repairs"]
-			m.aae += ms.Info.Stats["ae_keys_received"]
+			m.hints += float64(ms.Info.Handoff.Replayed)
+			m.repairs += float64(ms.Info.ReadRepairs)
+			m.aae += float64(ms.Info.AntiEntropy.KeysReceived)
 		}
 	}
 	return m

@@ -57,7 +57,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 	replayed0 := 0.0
 	for _, in := range before {
 		h.HintsStored += benchPendingHints(in, target)
-		replayed0 += nodeStat(in, "hints_replayed")
+		replayed0 += float64(in.Handoff.Replayed)
 	}
 	b.progress("hints: %.0f hints held for node-3 (%.0f keys/s written); restarting node-3", h.HintsStored, lf.KeysPerSec)
 
@@ -89,7 +89,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 		replayed = -replayed0
 		for _, in := range infos[:2] {
 			pending += benchPendingHints(in, target)
-			replayed += nodeStat(in, "hints_replayed")
+			replayed += float64(in.Handoff.Replayed)
 		}
 		if replayed > 0 && firstReplay.IsZero() {
 			firstReplay = pollStart
