@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 	"github.com/mnemo-kv/mnemo/ring"
 )
 
@@ -70,54 +71,46 @@ func (v *clusterView) checkRing(st *client.Status) error {
 // then the cluster's. A node on a wiped directory may rejoin as joining
 // and pull its partitions first (ownership transfer).
 func (v *clusterView) waitRingActive(ctx context.Context) error {
-	var last string
-	for {
-		ok := true
+	var settled error // checkRing's verdict on the settled ring
+	err := poll.Until(ctx, 0, 100*time.Millisecond, "chaos: the ring settled with every node active", func() (bool, string) {
 		var digest uint64
 		for i, addr := range v.addrs {
 			sctx, cancel := context.WithTimeout(ctx, v.timeout)
 			st, err := v.cl.Status(sctx, client.Node(addr))
 			cancel()
 			if err != nil {
-				ok, last = false, fmt.Sprintf("%s: status: %v", v.ids[i], err)
-				break
+				return false, fmt.Sprintf("%s: status: %v", v.ids[i], err)
 			}
 			if i == 0 {
 				digest = st.RingDigest
 			} else if st.RingDigest != digest {
-				ok, last = false, fmt.Sprintf("%s has ring %016x, %s %016x", v.ids[0], digest, v.ids[i], st.RingDigest)
-				break
+				return false, fmt.Sprintf("%s has ring %016x, %s %016x", v.ids[0], digest, v.ids[i], st.RingDigest)
 			}
 			active := 0
 			for _, m := range st.Members {
 				if _, ours := v.index[m.ID]; ours && m.Ring == "active" {
 					active++
 				} else {
-					ok, last = false, fmt.Sprintf("%s sees %s %s", v.ids[i], m.ID, m.Ring)
+					return false, fmt.Sprintf("%s sees %s %s", v.ids[i], m.ID, m.Ring)
 				}
 			}
-			if ok && active != len(v.ids) {
-				ok, last = false, fmt.Sprintf("%s sees %d of %d members active", v.ids[i], active, len(v.ids))
-			}
-			if !ok {
-				break
+			if active != len(v.ids) {
+				return false, fmt.Sprintf("%s sees %d of %d members active", v.ids[i], active, len(v.ids))
 			}
 		}
-		if ok {
-			sctx, cancel := context.WithTimeout(ctx, v.timeout)
-			st, err := v.cl.Status(sctx, client.Node(v.addrs[0]))
-			cancel()
-			if err == nil {
-				return v.checkRing(st)
-			}
-			last = err.Error()
+		sctx, cancel := context.WithTimeout(ctx, v.timeout)
+		st, err := v.cl.Status(sctx, client.Node(v.addrs[0]))
+		cancel()
+		if err != nil {
+			return false, err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("chaos: the ring did not settle with every node active: %s", last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		settled = v.checkRing(st)
+		return true, ""
+	})
+	if err != nil {
+		return err
 	}
+	return settled
 }
 
 // livenessViews says, for each node, which members it does not see alive

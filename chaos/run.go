@@ -14,6 +14,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // Fixed ports of a node in its namespace (each namespace has its own
@@ -301,30 +302,23 @@ wait:
 	rep.Keys = len(keys)
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConvergeTimeout)
 	var last string
-	for {
+	err = poll.Until(cctx, 0, 200*time.Millisecond, "replicas converged", func() (bool, string) {
 		if cfg.RepairSweep {
 			view.sweep(cctx, keys)
 		}
 		ok, detail, used, err := view.Converged(cctx, cfg.Convergence, keys)
 		rep.ConvergenceCriterion = used
-		if ok {
-			rep.Converged = true
-			break
-		}
 		switch {
+		case ok:
+			return true, ""
 		case err != nil && cctx.Err() == nil:
 			last = err.Error()
 		case err == nil:
 			last = detail
 		}
-		select {
-		case <-cctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-		if cctx.Err() != nil {
-			break
-		}
-	}
+		return false, last
+	})
+	rep.Converged = err == nil
 	cancel()
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted

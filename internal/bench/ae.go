@@ -28,6 +28,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/benchutil"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func (b *bench) aeAndTransfer(ctx context.Context) error {
@@ -255,7 +256,7 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 	// be finishing: start once no anti-entropy byte has moved for 1 s.
 	var before []*client.NodeInfo
 	quietSince, lastBytes := time.Now(), -1.0
-	err := benchPoll(ctx, time.Minute, 200*time.Millisecond, "anti-entropy quiet", func() (bool, string) {
+	err := poll.Until(ctx, time.Minute, 200*time.Millisecond, "anti-entropy quiet", func() (bool, string) {
 		infos, err := bc.infos(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -281,7 +282,7 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 		prevSum += float64(in.AntiEntropy.Exchanges)
 	}
 	var now []*client.NodeInfo
-	err = benchPoll(ctx, 2*b.o.AeInterval+time.Minute, every, "a full anti-entropy round", func() (bool, string) {
+	err = poll.Until(ctx, 2*b.o.AeInterval+time.Minute, every, "a full anti-entropy round", func() (bool, string) {
 		infos, err := bc.infos(ctx)
 		t := time.Now()
 		if err != nil {
@@ -415,7 +416,7 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 	defer stopLoad()
 	var alive, trees time.Time
 	var infos []*client.NodeInfo
-	err = benchPoll(ctx, o.WaitTimeout, repairPollEvery, "equal Merkle roots after node-3's restart", func() (bool, string) {
+	err = poll.Until(ctx, o.WaitTimeout, repairPollEvery, "equal Merkle roots after node-3's restart", func() (bool, string) {
 		t := time.Now()
 		_, st, err := bc.info(ctx, 0)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/benchutil"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // benchCluster is a local cluster started by the bench.
@@ -209,36 +210,10 @@ func benchPendingHints(info *client.NodeInfo, target string) float64 {
 	return float64(info.Handoff.Pending[target])
 }
 
-// poll calls cond every interval until it holds (nil) or timeout passes,
-// then returns an error with what cond last reported.
-func benchPoll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	last := ""
-	for {
-		ok, seen := cond()
-		if ok {
-			return nil
-		}
-		if seen != "" {
-			last = seen
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v still not %s; last seen: %s", timeout, what, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last seen: %s)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
-}
-
 // waitRootsEqual waits until the given nodes report equal Merkle roots for
 // every partition.
 func (bc *benchCluster) waitRootsEqual(ctx context.Context, partitions int, idx ...int) error {
-	return benchPoll(ctx, bc.b.o.WaitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
+	return poll.Until(ctx, bc.b.o.WaitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
 		infos, err := bc.infos(ctx, idx...)
 		if err != nil {
 			return false, err.Error()
@@ -468,7 +443,7 @@ func (bc *benchCluster) waitQuiet(ctx context.Context, limit time.Duration) (tim
 		return sum
 	}
 	busy := 0.0
-	err := benchPoll(ctx, limit, 500*time.Millisecond, "quiet nodes", func() (bool, string) {
+	err := poll.Until(ctx, limit, 500*time.Millisecond, "quiet nodes", func() (bool, string) {
 		now := sample{time.Now(), cpu()}
 		hist = append(hist, now)
 		for len(hist) > 1 && now.at.Sub(hist[1].at) >= window {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func (b *bench) handoffPhase(ctx context.Context) error {
@@ -68,7 +69,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 	}
 	var alive, firstReplay time.Time
 	var replayed float64
-	err = benchPoll(ctx, o.WaitTimeout, 100*time.Millisecond, "node-3 holding every key by hint replay", func() (bool, string) {
+	err = poll.Until(ctx, o.WaitTimeout, 100*time.Millisecond, "node-3 holding every key by hint replay", func() (bool, string) {
 		pollStart := time.Now()
 		_, st, err := bc.info(ctx, 0)
 		if err != nil {

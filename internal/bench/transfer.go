@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
@@ -37,7 +38,7 @@ func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
 	}
 	var first, lastMove time.Time
 	var keys, bytes float64
-	err = benchPoll(ctx, o.WaitTimeout, 100*time.Millisecond, p.ID+" active in every node's ring", func() (bool, string) {
+	err = poll.Until(ctx, o.WaitTimeout, 100*time.Millisecond, p.ID+" active in every node's ring", func() (bool, string) {
 		tp := time.Now()
 		in, st4, err := bc.info(ctx, idx)
 		if err != nil {

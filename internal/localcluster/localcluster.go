@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // Options configure a cluster.
@@ -394,8 +395,8 @@ func (c *Cluster) Client(idx ...int) (*client.Client, error) {
 
 // WaitConverged waits until each of the given nodes answers status and sees
 // exactly the given nodes alive and active in the ring (and the others not
-// alive). It returns the
-// last thing seen when ctx ends.
+// alive). When ctx ends it returns an error with the last thing seen; when
+// one of them exits, one with the end of its log.
 func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 	want := map[string]bool{}
 	for _, i := range alive {
@@ -406,52 +407,46 @@ func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 		return err
 	}
 	defer cl.Close()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	for {
-		ok := true
+	// A node that exits ends the wait at once: pctx is cancelled with the
+	// reason in exited.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var exited error
+	err = poll.Until(pctx, 0, 50*time.Millisecond, "localcluster: cluster converged", func() (bool, string) {
 		for _, i := range alive {
 			if c.Nodes[i].Exited() {
-				return fmt.Errorf("localcluster: %s has exited; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
+				exited = fmt.Errorf("localcluster: %s has exited; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
+				cancel()
+				return false, exited.Error()
 			}
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			sctx, cancel := context.WithTimeout(pctx, time.Second)
 			st, err := cl.Status(sctx, client.Node(c.Nodes[i].RPC))
 			cancel()
 			if err != nil {
-				ok, last = false, fmt.Sprintf("%s: %v", c.Nodes[i].ID, err)
-				break
+				return false, fmt.Sprintf("%s: %v", c.Nodes[i].ID, err)
 			}
 			seen := 0
 			for _, m := range st.Members {
 				if (m.Liveness == "alive") != want[m.ID] {
-					ok, last = false, fmt.Sprintf("%s sees %s %s", c.Nodes[i].ID, m.ID, m.Liveness)
-					break
+					return false, fmt.Sprintf("%s sees %s %s", c.Nodes[i].ID, m.ID, m.Liveness)
 				}
 				if want[m.ID] && m.Ring != "active" {
-					ok, last = false, fmt.Sprintf("%s sees %s %s in the ring", c.Nodes[i].ID, m.ID, m.Ring)
-					break
+					return false, fmt.Sprintf("%s sees %s %s in the ring", c.Nodes[i].ID, m.ID, m.Ring)
 				}
 				if want[m.ID] {
 					seen++
 				}
 			}
-			if ok && seen != len(want) {
-				ok, last = false, fmt.Sprintf("%s sees %d of %d members", c.Nodes[i].ID, seen, len(want))
-			}
-			if !ok {
-				break
+			if seen != len(want) {
+				return false, fmt.Sprintf("%s sees %d of %d members", c.Nodes[i].ID, seen, len(want))
 			}
 		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("localcluster: cluster did not converge: %s", last)
-		case <-tick.C:
-		}
+		return true, ""
+	})
+	if exited != nil {
+		return exited
 	}
+	return err
 }
 
 // Close kills every node still running and waits for them. Idempotent.
