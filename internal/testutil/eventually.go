@@ -20,9 +20,3 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		t.Fatal(err)
 	}
 }
-
-// Poll calls cond every interval until it returns true (Poll returns true)
-// or the timeout passes (false).
-func Poll(timeout, interval time.Duration, cond func() (bool, string)) bool {
-	return poll.Until(context.Background(), timeout, interval, "", cond) == nil
-}
