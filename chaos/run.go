@@ -15,6 +15,7 @@ import (
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
 	"github.com/mnemo-kv/mnemo/internal/poll"
+	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 )
 
 // Fixed ports of a node in its namespace (each namespace has its own
@@ -218,7 +219,10 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	defer rec.Close()
-	wl := &workloads{cfg: cfg, rec: rec, limiter: newLimiter(cfg.Rate)}
+	wl := &workloads{cfg: cfg, rec: rec}
+	if cfg.Rate > 0 {
+		wl.limit = ratelimit.NewWithBurst(cfg.Rate, 1)
+	}
 	for range cfg.SetWorkers + cfg.RegisterWorkers + cfg.DeleteWorkers {
 		c, err := client.NewWithConfig(client.Config{Addrs: lc.Addrs(), Timeout: cfg.OpTimeout})
 		if err != nil {
@@ -228,12 +232,13 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		wl.clients = append(wl.clients, newKV(c, cfg))
 	}
 	nm := &nemesis{nodes: ns, net: nn, start: r.start, logf: r.logf}
-	stop := make(chan struct{})
+	// stop ends the nemesis and the workloads at the end of the run.
+	stop, stopAll := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		nm.run(schedule, stop)
+		nm.run(schedule, stop.Done())
 	}()
 	go func() {
 		defer wg.Done()
@@ -256,7 +261,7 @@ wait:
 	}
 	progress.Stop()
 	deadline.Stop()
-	close(stop)
+	stopAll()
 	wg.Wait()
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted
