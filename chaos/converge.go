@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/poll"
 	"github.com/mnemo-kv/mnemo/ring"
@@ -213,24 +215,9 @@ func (v *clusterView) localCopiesEqual(ctx context.Context, keys []string) (bool
 	var (
 		mu   sync.Mutex
 		diff string
-		wg   sync.WaitGroup
 	)
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range work {
-				if d := v.compareKey(ctx, key); d != "" {
-					mu.Lock()
-					if diff == "" {
-						diff = d
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, k := range keys {
 		mu.Lock()
 		found := diff != ""
@@ -238,10 +225,18 @@ func (v *clusterView) localCopiesEqual(ctx context.Context, keys []string) (bool
 		if found || ctx.Err() != nil {
 			break
 		}
-		work <- k
+		g.Go(func() error {
+			if d := v.compareKey(ctx, k); d != "" {
+				mu.Lock()
+				if diff == "" {
+					diff = d
+				}
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // the workers return no error
 	if ctx.Err() != nil && diff == "" {
 		return false, "", ctx.Err()
 	}
@@ -332,25 +327,18 @@ func (v *clusterView) observe(ctx context.Context, key string, lww bool) []Obser
 
 // sweep reads every key at R=N, for read repair (Config.RepairSweep).
 func (v *clusterView) sweep(ctx context.Context, keys []string) {
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range work {
-				rctx, cancel := context.WithTimeout(ctx, v.timeout)
-				v.cl.Get(rctx, []byte(key), client.R(v.n), client.N(v.n))
-				cancel()
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- k
+		g.Go(func() error {
+			rctx, cancel := context.WithTimeout(ctx, v.timeout)
+			v.cl.Get(rctx, []byte(k), client.R(v.n), client.N(v.n))
+			cancel()
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // the reads' outcomes are not needed: they repair
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
 	"github.com/mnemo-kv/mnemo/internal/poll"
@@ -360,25 +362,18 @@ wait:
 func (r *run) observeAll(ctx context.Context, view *clusterView, keys []string) map[string][]Observation {
 	final := make(map[string][]Observation, len(keys))
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range work {
-				obs := view.observe(ctx, k, r.cfg.Conflicts == "lww")
-				mu.Lock()
-				final[k] = obs
-				mu.Unlock()
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, k := range keys {
-		work <- k
+		g.Go(func() error {
+			obs := view.observe(ctx, k, r.cfg.Conflicts == "lww")
+			mu.Lock()
+			final[k] = obs
+			mu.Unlock()
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // observations carry their own errors
 	return final
 }
 
