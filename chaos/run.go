@@ -150,19 +150,21 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	// The cluster.
 	args := []string{"--gossip-profile", "local", "--n", fmt.Sprint(cfg.N), "--r", fmt.Sprint(cfg.R), "--w", fmt.Sprint(cfg.W), "--conflicts", cfg.Conflicts}
 	args = append(args, cfg.NodeFlags...)
-	lc, err := localcluster.New(localcluster.Options{Binary: cfg.Binary, Dir: nodeDir(dir), Nodes: cfg.Nodes, Args: args})
+	var wrap func(int) []string
+	if nn != nil {
+		wrap = nn.wrap
+	}
+	lc, err := localcluster.New(nodeOptions(localcluster.Options{Binary: cfg.Binary, Dir: nodeDir(dir), Nodes: cfg.Nodes, Args: args}, wrap))
 	if err != nil {
 		return nil, err
 	}
-	var wrap func(int) []string
 	if nn != nil {
 		for i, p := range lc.Nodes {
 			p.RPC = nn.ips[i] + ":" + netnsRPCPort
 			p.Gossip = nn.ips[i] + ":" + netnsGossipPort
 		}
-		wrap = nn.wrap
 	}
-	ns := newNodes(lc, cfg.Binary, wrap)
+	ns := newNodes(lc)
 	defer func() {
 		ns.Close()
 		if !cfg.Keep {
@@ -502,7 +504,7 @@ func writeClusterEnv(dir string, lc *localcluster.Cluster, nn *netnsNet) error {
 	for i, p := range lc.Nodes {
 		v := strings.ToUpper(strings.ReplaceAll(p.ID, "-", "_"))
 		fmt.Fprintf(&b, "%s_RPC=%s\n", v, p.RPC)
-		fmt.Fprintf(&b, "%s_PIDFILE=%s\n", v, shellQuote(pidFile(p)))
+		fmt.Fprintf(&b, "%s_PIDFILE=%s\n", v, shellQuote(p.PIDFile))
 		fmt.Fprintf(&b, "%s_CMD=%s\n", v, shellQuote(strings.TrimSuffix(p.LogFile, ".log")+".cmd"))
 		fmt.Fprintf(&b, "%s_LOG=%s\n", v, shellQuote(p.LogFile))
 		fmt.Fprintf(&b, "%s_DATA=%s\n", v, shellQuote(p.DataDir))
