@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
@@ -341,38 +342,16 @@ func (a *AntiEntropy) ExchangeNow(ctx context.Context, peer ring.NodeID, parts [
 // the peer's on another; it returns each partition's result, in order.
 func (x *exchange) repairAll(ctx context.Context, parts []ring.Partition) ([]partResult, error) {
 	results := make([]partResult, len(parts))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	next := make(chan int)
-	errc := make(chan error, partitionsInFlight)
-	var wg sync.WaitGroup
-	for range min(partitionsInFlight, len(parts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := x.repairPartition(ctx, parts[i], &results[i]); err != nil {
-					errc <- err
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(partitionsInFlight)
 	for i := range parts {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return x.repairPartition(gctx, parts[i], &results[i]) })
 	}
-	close(next)
-	wg.Wait()
-	select {
-	case err := <-errc:
+	if err := g.Wait(); err != nil {
 		return results, err
-	default:
 	}
 	return results, ctx.Err()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
@@ -504,19 +505,15 @@ func (h *Handoff) dropCopies(target ring.NodeID, delivered []held) {
 			todo = append(todo, it)
 		}
 	}
-	workers := min(dropParallel, len(todo))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
-				h.dropCopy(target, todo[i])
-			}
-		}()
+	var g errgroup.Group
+	g.SetLimit(dropParallel)
+	for _, it := range todo {
+		g.Go(func() error {
+			h.dropCopy(target, it)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // dropCopy logs its own failures
 }
 
 // dropCopy deletes this fallback's copy of it.key once it was delivered to

@@ -39,19 +39,16 @@ func (n *Node) newTransfer() error {
 	return nil
 }
 
-// transferStats adds transfer's figures to NodeInfo.
-func (n *Node) transferStats(stats map[string]float64, detail map[string]any) {
+// transferStats fills the ownership report of NodeInfo.
+func (n *Node) transferStats(info *proto.NodeInfo) {
 	s := n.transfer.Stats()
-	stats["partitions_held"] = float64(s.PartitionsHeld)
-	stats["partitions_syncing"] = float64(s.PartitionsSyncing)
-	stats["transfer_keys_received"] = float64(s.KeysReceived)
-	stats["transfer_bytes_received"] = float64(s.BytesReceived)
-	if len(s.Pulls) > 0 {
-		detail["transfers"] = s.Pulls
+	st := &info.Ownership
+	st.PartitionsHeld, st.PartitionsSyncing = s.PartitionsHeld, s.PartitionsSyncing
+	st.KeysReceived, st.BytesReceived = s.KeysReceived, s.BytesReceived
+	for _, p := range s.Pulls {
+		st.Transfers = append(st.Transfers, proto.TransferProgress{Partition: uint32(p.Partition), Source: p.Source, Keys: p.Keys, Started: p.Started})
 	}
-	if len(s.Events) > 0 {
-		detail["ownership_events"] = s.Events
-	}
+	st.Events = s.Events
 }
 
 // transferCluster is the node as ownership transfer sees it.

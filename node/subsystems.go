@@ -9,7 +9,7 @@ package node
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"time"
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
@@ -103,40 +103,8 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 	n.ae = ae
 	handleKinds(n, ae.Kinds(), ae.Handle)
 	n.rejoinHooks = append(n.rejoinHooks, ae.NodeRejoined)
-	n.statsSources = append(n.statsSources, func(stats map[string]float64, detail map[string]any) {
-		s := ae.Stats()
-		stats["ae_exchanges"] = float64(s.Exchanges)
-		stats["ae_repairs"] = float64(s.Repairs)
-		stats["ae_failures"] = float64(s.Failures)
-		stats["ae_keys_sent"] = float64(s.KeysSent)
-		stats["ae_keys_received"] = float64(s.KeysReceived)
-		stats["ae_keys_changed"] = float64(s.KeysChanged)
-		stats["ae_bytes_sent"] = float64(s.BytesSent)
-		stats["ae_bytes_received"] = float64(s.BytesReceived)
-		stats["ae_trees_built"] = float64(s.TreesBuilt)
-		if s.TreesVerified {
-			stats["ae_trees_verified"] = 1
-			stats["ae_trees_wrong"] = float64(s.TreesWrong)
-		}
-		roots := map[string]string{}
-		for p, r := range ae.Roots() {
-			roots[strconv.Itoa(int(p))] = strconv.FormatUint(r, 16)
-		}
-		detail["ae_roots"] = roots
-		// Per partition, when it was last seen in sync with each replica.
-		inSync := map[string]map[string]string{}
-		for _, pr := range s.Pairs {
-			k := strconv.Itoa(int(pr.Partition))
-			if inSync[k] == nil {
-				inSync[k] = map[string]string{}
-			}
-			if !pr.LastInSync.IsZero() {
-				inSync[k][string(pr.Peer)] = pr.LastInSync.UTC().Format("2006-01-02T15:04:05.000Z")
-			} else {
-				inSync[k][string(pr.Peer)] = "never"
-			}
-		}
-		detail["ae_last_in_sync"] = inSync
+	n.statsSources = append(n.statsSources, func(info *proto.NodeInfo) {
+		info.AntiEntropy = aeStatus(ae)
 	})
 	return nil
 }
@@ -159,27 +127,8 @@ func (n *Node) startHandoff() error {
 	n.hints = hh
 	handleKinds(n, hh.Kinds(), hh.Handle)
 	n.rejoinHooks = append(n.rejoinHooks, hh.NodeRejoined)
-	n.statsSources = append(n.statsSources, func(stats map[string]float64, detail map[string]any) {
-		s := hh.Stats()
-		stats["hints_stored"] = float64(s.Stored)
-		stats["hints_replayed"] = float64(s.Replayed)
-		stats["hints_expired"] = float64(s.Expired)
-		stats["hints_batches"] = float64(s.Batches)
-		stats["hints_bytes_sent"] = float64(s.BytesSent)
-		stats["hints_copies_dropped"] = float64(s.CopiesDropped)
-		stats["hints_failures"] = float64(s.Failures)
-		pending := map[string]int64{}
-		for id, c := range s.Pending {
-			if c > 0 {
-				pending[string(id)] = c
-			}
-		}
-		if len(pending) > 0 {
-			detail["hints_pending"] = pending
-		}
-		if !s.Last.Start.IsZero() {
-			detail["hints_last_replay"] = s.Last
-		}
+	n.statsSources = append(n.statsSources, func(info *proto.NodeInfo) {
+		info.Handoff = handoffStatus(hh.Stats())
 	})
 	return nil
 }
@@ -199,3 +148,51 @@ type adminView Node
 func (a *adminView) Status(ctx context.Context) *proto.Status { return (*Node)(a).Status(ctx) }
 func (a *adminView) Ring() *ring.Ring                         { return (*Node)(a).Ring() }
 func (a *adminView) Healthy() bool                            { return a.bg.Err() == nil }
+
+// aeStatus is anti-entropy's report for NodeInfo.
+func aeStatus(ae *antientropy.AntiEntropy) proto.AntiEntropyStatus {
+	s := ae.Stats()
+	st := proto.AntiEntropyStatus{
+		On:        true,
+		Exchanges: s.Exchanges, Repairs: s.Repairs, Failures: s.Failures,
+		KeysSent: s.KeysSent, KeysReceived: s.KeysReceived, KeysChanged: s.KeysChanged,
+		BytesSent: s.BytesSent, BytesReceived: s.BytesReceived,
+		TreesBuilt: s.TreesBuilt, Partitions: s.Partitions,
+		TreesVerified: s.TreesVerified, TreesWrong: s.TreesWrong,
+		RejoinPending: s.RejoinPending,
+		Roots:         map[uint32]uint64{},
+	}
+	for p, r := range ae.Roots() {
+		st.Roots[uint32(p)] = r
+	}
+	for _, pr := range s.Pairs {
+		st.Pairs = append(st.Pairs, proto.AntiEntropyPair{Partition: uint32(pr.Partition), Peer: string(pr.Peer), LastInSync: pr.LastInSync})
+	}
+	return st
+}
+
+// handoffStatus is hinted handoff's report for NodeInfo.
+func handoffStatus(s hintedhandoff.Stats) proto.HandoffStatus {
+	st := proto.HandoffStatus{
+		On:     true,
+		Stored: s.Stored, Replayed: s.Replayed, Expired: s.Expired,
+		Batches: s.Batches, BytesSent: s.BytesSent,
+		Superseded: s.Superseded, Rejected: s.Rejected, Failures: s.Failures,
+		CopiesDropped: s.CopiesDropped, Replaying: s.Replaying,
+	}
+	for id, c := range s.Pending {
+		if c > 0 {
+			if st.Pending == nil {
+				st.Pending = map[string]int64{}
+			}
+			st.Pending[string(id)] = c
+		}
+	}
+	if l := s.Last; !l.Start.IsZero() {
+		st.LastReplay = &proto.HintReplay{
+			Target: string(l.Target), Start: l.Start, DurationMs: float64(l.Duration) / float64(time.Millisecond),
+			Replayed: l.Replayed, Expired: l.Expired, Err: l.Err,
+		}
+	}
+	return st
+}
