@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
-	"github.com/mnemo-kv/mnemo/internal/wire"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Sizes that keep every message small next to foreground traffic and far
@@ -342,38 +342,16 @@ func (a *AntiEntropy) ExchangeNow(ctx context.Context, peer ring.NodeID, parts [
 // the peer's on another; it returns each partition's result, in order.
 func (x *exchange) repairAll(ctx context.Context, parts []ring.Partition) ([]partResult, error) {
 	results := make([]partResult, len(parts))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	next := make(chan int)
-	errc := make(chan error, partitionsInFlight)
-	var wg sync.WaitGroup
-	for range min(partitionsInFlight, len(parts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := x.repairPartition(ctx, parts[i], &results[i]); err != nil {
-					errc <- err
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(partitionsInFlight)
 	for i := range parts {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return x.repairPartition(gctx, parts[i], &results[i]) })
 	}
-	close(next)
-	wg.Wait()
-	select {
-	case err := <-errc:
+	if err := g.Wait(); err != nil {
 		return results, err
-	default:
 	}
 	return results, ctx.Err()
 }
@@ -381,7 +359,7 @@ feed:
 // call sends one request, within the rate limit, and counts its bytes in
 // pr. A turn of work held in pr ends before the request (waiting for the
 // peer is not work) and a new one begins with the reply.
-func (x *exchange) call(ctx context.Context, kind wire.Kind, req []byte, pr *partResult) ([]byte, error) {
+func (x *exchange) call(ctx context.Context, kind Kind, req []byte, pr *partResult) ([]byte, error) {
 	held := pr.turn.held
 	if held {
 		if err := x.a.pace.end(ctx, &pr.turn); err != nil {

@@ -233,14 +233,14 @@ func TestNetnsPartitionAndHeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := localcluster.New(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 3, Args: []string{"--gossip-profile", "local"}})
+	lc, err := localcluster.New(nodeOptions(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 3, Args: []string{"--gossip-profile", "local"}}, nn.wrap))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range lc.Nodes {
 		p.RPC, p.Gossip = nn.ips[i]+":"+netnsRPCPort, nn.ips[i]+":"+netnsGossipPort
 	}
-	ns := newNodes(lc, mnemoBin, nn.wrap)
+	ns := newNodes(lc)
 	closed := false
 	cleanup := func() {
 		if !closed {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 	"github.com/mnemo-kv/mnemo/ring"
 )
 
@@ -71,54 +73,46 @@ func (v *clusterView) checkRing(st *client.Status) error {
 // then the cluster's. A node on a wiped directory may rejoin as joining
 // and pull its partitions first (ownership transfer).
 func (v *clusterView) waitRingActive(ctx context.Context) error {
-	var last string
-	for {
-		ok := true
+	var settled error // checkRing's verdict on the settled ring
+	err := poll.Until(ctx, 0, 100*time.Millisecond, "chaos: the ring settled with every node active", func() (bool, string) {
 		var digest uint64
 		for i, addr := range v.addrs {
 			sctx, cancel := context.WithTimeout(ctx, v.timeout)
 			st, err := v.cl.Status(sctx, client.Node(addr))
 			cancel()
 			if err != nil {
-				ok, last = false, fmt.Sprintf("%s: status: %v", v.ids[i], err)
-				break
+				return false, fmt.Sprintf("%s: status: %v", v.ids[i], err)
 			}
 			if i == 0 {
 				digest = st.RingDigest
 			} else if st.RingDigest != digest {
-				ok, last = false, fmt.Sprintf("%s has ring %016x, %s %016x", v.ids[0], digest, v.ids[i], st.RingDigest)
-				break
+				return false, fmt.Sprintf("%s has ring %016x, %s %016x", v.ids[0], digest, v.ids[i], st.RingDigest)
 			}
 			active := 0
 			for _, m := range st.Members {
 				if _, ours := v.index[m.ID]; ours && m.Ring == "active" {
 					active++
 				} else {
-					ok, last = false, fmt.Sprintf("%s sees %s %s", v.ids[i], m.ID, m.Ring)
+					return false, fmt.Sprintf("%s sees %s %s", v.ids[i], m.ID, m.Ring)
 				}
 			}
-			if ok && active != len(v.ids) {
-				ok, last = false, fmt.Sprintf("%s sees %d of %d members active", v.ids[i], active, len(v.ids))
-			}
-			if !ok {
-				break
+			if active != len(v.ids) {
+				return false, fmt.Sprintf("%s sees %d of %d members active", v.ids[i], active, len(v.ids))
 			}
 		}
-		if ok {
-			sctx, cancel := context.WithTimeout(ctx, v.timeout)
-			st, err := v.cl.Status(sctx, client.Node(v.addrs[0]))
-			cancel()
-			if err == nil {
-				return v.checkRing(st)
-			}
-			last = err.Error()
+		sctx, cancel := context.WithTimeout(ctx, v.timeout)
+		st, err := v.cl.Status(sctx, client.Node(v.addrs[0]))
+		cancel()
+		if err != nil {
+			return false, err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("chaos: the ring did not settle with every node active: %s", last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		settled = v.checkRing(st)
+		return true, ""
+	})
+	if err != nil {
+		return err
 	}
+	return settled
 }
 
 // livenessViews says, for each node, which members it does not see alive
@@ -177,11 +171,10 @@ func (v *clusterView) Converged(ctx context.Context, criterion string, keys []st
 
 // merkleRootsEqual is true when, for every partition, every home replica
 // reports the same Merkle root. It reads them from status: each node's
-// Info.Detail["ae_roots"], partition number (decimal text) -> root (hex
-// text), for the partitions whose trees are built (node/subsystems.go). It
+// Info.AntiEntropy.Roots, for the partitions whose trees are built. It
 // returns errNoRoots when no node reports any.
 func (v *clusterView) merkleRootsEqual(ctx context.Context) (bool, string, error) {
-	roots := make([]map[int]uint64, len(v.ids))
+	roots := make([]map[uint32]uint64, len(v.ids))
 	for i, addr := range v.addrs {
 		sctx, cancel := context.WithTimeout(ctx, v.timeout)
 		st, err := v.cl.Status(sctx, client.Node(addr))
@@ -191,18 +184,18 @@ func (v *clusterView) merkleRootsEqual(ctx context.Context) (bool, string, error
 		}
 		for _, m := range st.Members {
 			if m.ID == v.ids[i] && m.Info != nil {
-				roots[i] = parseRoots(m.Info.Detail)
+				roots[i] = m.Info.AntiEntropy.Roots
 			}
 		}
 	}
-	if !slices.ContainsFunc(roots, func(r map[int]uint64) bool { return r != nil }) {
+	if !slices.ContainsFunc(roots, func(r map[uint32]uint64) bool { return len(r) > 0 }) {
 		return false, "", errNoRoots
 	}
 	for p := range v.ring.Partitions() {
 		var first uint64
 		for j, id := range v.ring.Home(ring.Partition(p), v.n) {
 			i := v.index[string(id)]
-			r, ok := roots[i][p]
+			r, ok := roots[i][uint32(p)]
 			if !ok {
 				return false, fmt.Sprintf("partition %d: %s reports no root (tree not built?)", p, id), nil
 			}
@@ -216,51 +209,15 @@ func (v *clusterView) merkleRootsEqual(ctx context.Context) (bool, string, error
 	return true, "", nil
 }
 
-// parseRoots reads Detail["ae_roots"]; nil when absent.
-func parseRoots(detail map[string]any) map[int]uint64 {
-	raw, ok := detail["ae_roots"].(map[string]any)
-	if !ok {
-		return nil
-	}
-	out := map[int]uint64{}
-	for k, val := range raw {
-		p, err := strconv.Atoi(k)
-		if err != nil {
-			continue
-		}
-		if x, ok := val.(string); ok {
-			if r, err := strconv.ParseUint(x, 16, 64); err == nil {
-				out[p] = r
-			}
-		}
-	}
-	return out
-}
-
 // localCopiesEqual is true when every home replica's stored copy of every
 // key is the same: the same siblings (dots, tombstones, values).
 func (v *clusterView) localCopiesEqual(ctx context.Context, keys []string) (bool, string, error) {
 	var (
 		mu   sync.Mutex
 		diff string
-		wg   sync.WaitGroup
 	)
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range work {
-				if d := v.compareKey(ctx, key); d != "" {
-					mu.Lock()
-					if diff == "" {
-						diff = d
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, k := range keys {
 		mu.Lock()
 		found := diff != ""
@@ -268,10 +225,18 @@ func (v *clusterView) localCopiesEqual(ctx context.Context, keys []string) (bool
 		if found || ctx.Err() != nil {
 			break
 		}
-		work <- k
+		g.Go(func() error {
+			if d := v.compareKey(ctx, k); d != "" {
+				mu.Lock()
+				if diff == "" {
+					diff = d
+				}
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // the workers return no error
 	if ctx.Err() != nil && diff == "" {
 		return false, "", ctx.Err()
 	}
@@ -362,25 +327,18 @@ func (v *clusterView) observe(ctx context.Context, key string, lww bool) []Obser
 
 // sweep reads every key at R=N, for read repair (Config.RepairSweep).
 func (v *clusterView) sweep(ctx context.Context, keys []string) {
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range work {
-				rctx, cancel := context.WithTimeout(ctx, v.timeout)
-				v.cl.Get(rctx, []byte(key), client.R(v.n), client.N(v.n))
-				cancel()
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- k
+		g.Go(func() error {
+			rctx, cancel := context.WithTimeout(ctx, v.timeout)
+			v.cl.Get(rctx, []byte(k), client.R(v.n), client.N(v.n))
+			cancel()
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // the reads' outcomes are not needed: they repair
 }

@@ -5,27 +5,6 @@ import (
 	"testing"
 )
 
-// TestParseRoots: the Merkle roots the convergence criterion reads from
-// status (node/subsystems.go writes them).
-func TestParseRoots(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		detail map[string]any
-		want   map[int]uint64
-	}{
-		{"absent", map[string]any{}, nil},
-		{"not a map", map[string]any{"ae_roots": "x"}, nil},
-		{"hex text", map[string]any{"ae_roots": map[string]any{"0": "0", "7": "10", "9": "ffffffffffffffff"}},
-			map[int]uint64{0: 0, 7: 16, 9: 1<<64 - 1}},
-		{"bad entries skipped", map[string]any{"ae_roots": map[string]any{"x": "1", "4": "zz", "5": "a", "6": 3}},
-			map[int]uint64{5: 10}},
-	} {
-		if got := parseRoots(tc.detail); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
 // TestHomeReplicas: the checker's ring gives each key N distinct home
 // replicas, the same for the same key.
 func TestHomeReplicas(t *testing.T) {

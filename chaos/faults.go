@@ -183,7 +183,7 @@ func (nm *nemesis) end(i int) {
 // restarted by hand are left alone and named in notes.
 func (nm *nemesis) healAll() (notes []string, err error) {
 	var errs []error
-	for i := range nm.nodes.procs {
+	for i := range nm.nodes.lc.Nodes {
 		if nm.nodes.Running(i) {
 			nm.nodes.Resume(i)
 			continue

@@ -12,8 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
+	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 )
 
 // Fixed ports of a node in its namespace (each namespace has its own
@@ -146,19 +150,21 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	// The cluster.
 	args := []string{"--gossip-profile", "local", "--n", fmt.Sprint(cfg.N), "--r", fmt.Sprint(cfg.R), "--w", fmt.Sprint(cfg.W), "--conflicts", cfg.Conflicts}
 	args = append(args, cfg.NodeFlags...)
-	lc, err := localcluster.New(localcluster.Options{Binary: cfg.Binary, Dir: nodeDir(dir), Nodes: cfg.Nodes, Args: args})
+	var wrap func(int) []string
+	if nn != nil {
+		wrap = nn.wrap
+	}
+	lc, err := localcluster.New(nodeOptions(localcluster.Options{Binary: cfg.Binary, Dir: nodeDir(dir), Nodes: cfg.Nodes, Args: args}, wrap))
 	if err != nil {
 		return nil, err
 	}
-	var wrap func(int) []string
 	if nn != nil {
 		for i, p := range lc.Nodes {
 			p.RPC = nn.ips[i] + ":" + netnsRPCPort
 			p.Gossip = nn.ips[i] + ":" + netnsGossipPort
 		}
-		wrap = nn.wrap
 	}
-	ns := newNodes(lc, cfg.Binary, wrap)
+	ns := newNodes(lc)
 	defer func() {
 		ns.Close()
 		if !cfg.Keep {
@@ -217,7 +223,10 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	defer rec.Close()
-	wl := &workloads{cfg: cfg, rec: rec, limiter: newLimiter(cfg.Rate)}
+	wl := &workloads{cfg: cfg, rec: rec}
+	if cfg.Rate > 0 {
+		wl.limit = ratelimit.NewWithBurst(cfg.Rate, 1)
+	}
 	for range cfg.SetWorkers + cfg.RegisterWorkers + cfg.DeleteWorkers {
 		c, err := client.NewWithConfig(client.Config{Addrs: lc.Addrs(), Timeout: cfg.OpTimeout})
 		if err != nil {
@@ -227,12 +236,13 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		wl.clients = append(wl.clients, newKV(c, cfg))
 	}
 	nm := &nemesis{nodes: ns, net: nn, start: r.start, logf: r.logf}
-	stop := make(chan struct{})
+	// stop ends the nemesis and the workloads at the end of the run.
+	stop, stopAll := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		nm.run(schedule, stop)
+		nm.run(schedule, stop.Done())
 	}()
 	go func() {
 		defer wg.Done()
@@ -255,7 +265,7 @@ wait:
 	}
 	progress.Stop()
 	deadline.Stop()
-	close(stop)
+	stopAll()
 	wg.Wait()
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted
@@ -301,30 +311,23 @@ wait:
 	rep.Keys = len(keys)
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConvergeTimeout)
 	var last string
-	for {
+	err = poll.Until(cctx, 0, 200*time.Millisecond, "replicas converged", func() (bool, string) {
 		if cfg.RepairSweep {
 			view.sweep(cctx, keys)
 		}
 		ok, detail, used, err := view.Converged(cctx, cfg.Convergence, keys)
 		rep.ConvergenceCriterion = used
-		if ok {
-			rep.Converged = true
-			break
-		}
 		switch {
+		case ok:
+			return true, ""
 		case err != nil && cctx.Err() == nil:
 			last = err.Error()
 		case err == nil:
 			last = detail
 		}
-		select {
-		case <-cctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-		if cctx.Err() != nil {
-			break
-		}
-	}
+		return false, last
+	})
+	rep.Converged = err == nil
 	cancel()
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted
@@ -340,8 +343,9 @@ wait:
 	// The final reads and the check.
 	final := r.observeAll(ctx, view, keys)
 	rep.Check = Check(ops, final)
-	rep.Stats = nodeStats(ctx, admin, lc)
-	r.verdict(ops)
+	var aeOn bool
+	rep.Stats, aeOn = nodeStats(ctx, admin, lc)
+	r.verdict(ops, aeOn)
 	if err := rep.writeJSON(rep.Files["report"]); err != nil {
 		return nil, err
 	}
@@ -360,30 +364,24 @@ wait:
 func (r *run) observeAll(ctx context.Context, view *clusterView, keys []string) map[string][]Observation {
 	final := make(map[string][]Observation, len(keys))
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range work {
-				obs := view.observe(ctx, k, r.cfg.Conflicts == "lww")
-				mu.Lock()
-				final[k] = obs
-				mu.Unlock()
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, k := range keys {
-		work <- k
+		g.Go(func() error {
+			obs := view.observe(ctx, k, r.cfg.Conflicts == "lww")
+			mu.Lock()
+			final[k] = obs
+			mu.Unlock()
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // observations carry their own errors
 	return final
 }
 
-// verdict turns the check into the report's failures and notes.
-func (r *run) verdict(ops []*Op) {
+// verdict turns the check into the report's failures and notes; aeOn says
+// whether a node reported running anti-entropy.
+func (r *run) verdict(ops []*Op, aeOn bool) {
 	rep, c := r.rep, r.rep.Check
 	fail := func(format string, args ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, args...)) }
 	lost := c.Lost
@@ -436,29 +434,31 @@ func (r *run) verdict(ops []*Op) {
 	if planted > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("planted bugs %s changed %d operations: the check must fail", strings.Join(r.cfg.PlantBugs, ","), planted))
 	}
-	if _, ok := rep.Stats["ae_keys_received"]; !ok {
+	if !aeOn {
 		rep.Notes = append(rep.Notes, "the nodes report no anti-entropy counters: a replica that missed writes catches up only by read repair")
 	}
 }
 
-// nodeStats sums the nodes' subsystem counters.
-func nodeStats(ctx context.Context, cl *client.Client, lc *localcluster.Cluster) map[string]float64 {
+// nodeStats sums the nodes' subsystem counters by name, and says whether
+// any node runs anti-entropy.
+func nodeStats(ctx context.Context, cl *client.Client, lc *localcluster.Cluster) (sums map[string]float64, aeOn bool) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := cl.Status(sctx)
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	out := map[string]float64{}
+	sums = map[string]float64{}
 	for _, m := range st.Members {
 		if m.Info == nil {
 			continue
 		}
-		for k, v := range m.Info.Stats {
-			out[k] += v
+		aeOn = aeOn || m.Info.AntiEntropy.On
+		for _, c := range m.Info.Counters() {
+			sums[c.Name] += c.Value
 		}
 	}
-	return out
+	return sums, aeOn
 }
 
 // opKeys lists the keys the history touched, sorted.
@@ -504,7 +504,7 @@ func writeClusterEnv(dir string, lc *localcluster.Cluster, nn *netnsNet) error {
 	for i, p := range lc.Nodes {
 		v := strings.ToUpper(strings.ReplaceAll(p.ID, "-", "_"))
 		fmt.Fprintf(&b, "%s_RPC=%s\n", v, p.RPC)
-		fmt.Fprintf(&b, "%s_PIDFILE=%s\n", v, shellQuote(pidFile(p)))
+		fmt.Fprintf(&b, "%s_PIDFILE=%s\n", v, shellQuote(p.PIDFile))
 		fmt.Fprintf(&b, "%s_CMD=%s\n", v, shellQuote(strings.TrimSuffix(p.LogFile, ".log")+".cmd"))
 		fmt.Fprintf(&b, "%s_LOG=%s\n", v, shellQuote(p.LogFile))
 		fmt.Fprintf(&b, "%s_DATA=%s\n", v, shellQuote(p.DataDir))

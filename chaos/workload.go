@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 )
 
 // Set values are encoded as a version byte, then the sorted elements as
@@ -116,7 +117,9 @@ type workloads struct {
 	cfg     Config
 	rec     *Recorder
 	clients []*kv
-	limiter *limiter
+	// limit paces all workers together at Config.Rate operations per
+	// second (nil: no limit), evenly: its burst is one operation.
+	limit *ratelimit.Bucket
 	// nextElement and nextValue make every added element and written value
 	// unique in the run.
 	nextElement atomic.Uint64
@@ -125,12 +128,12 @@ type workloads struct {
 	delKeys atomic.Int64
 }
 
-// run starts the workers and returns when stop is closed and every
+// run starts the workers and returns when stop is done and every
 // operation in flight has completed. abort ends calls early (Ctrl-C).
-func (w *workloads) run(abort context.Context, stop <-chan struct{}, seed int64) {
+func (w *workloads) run(abort, stop context.Context, seed int64) {
 	var wg sync.WaitGroup
 	id := 0
-	start := func(n int, body func(ctx context.Context, stop <-chan struct{}, worker int, k *kv, rng *rand.Rand)) {
+	start := func(n int, body func(ctx context.Context, stop context.Context, worker int, k *kv, rng *rand.Rand)) {
 		for range n {
 			worker := id
 			id++
@@ -149,21 +152,17 @@ func (w *workloads) run(abort context.Context, stop <-chan struct{}, seed int64)
 	wg.Wait()
 }
 
-// next waits for the limiter and reports whether the worker should go on.
-func (w *workloads) next(stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return false
-	default:
-	}
-	return w.limiter.wait(stop)
+// next waits for the rate limit and reports whether the worker should go
+// on.
+func (w *workloads) next(stop context.Context) bool {
+	return stop.Err() == nil && w.limit.Wait(stop, 1) == nil
 }
 
 // backoff pauses a worker after an error so that an unavailable cluster is
 // not hammered by a tight loop.
-func backoff(stop <-chan struct{}, rng *rand.Rand) {
+func backoff(stop context.Context, rng *rand.Rand) {
 	select {
-	case <-stop:
+	case <-stop.Done():
 	case <-time.After(20*time.Millisecond + time.Duration(rng.IntN(80))*time.Millisecond):
 	}
 }
@@ -174,7 +173,7 @@ func registerKey(i int) string { return fmt.Sprintf("reg-%03d", i) }
 
 // setWorker adds unique elements to shared set keys: read, merge the
 // siblings, add, write with the read's context (Jepsen's Riak set test).
-func (w *workloads) setWorker(abort context.Context, stop <-chan struct{}, worker int, k *kv, rng *rand.Rand) {
+func (w *workloads) setWorker(abort context.Context, stop context.Context, worker int, k *kv, rng *rand.Rand) {
 	for w.next(stop) {
 		key := setKey(rng.IntN(w.cfg.SetKeys))
 		elem := w.nextElement.Add(1)
@@ -217,7 +216,7 @@ func (w *workloads) setWorker(abort context.Context, stop <-chan struct{}, worke
 
 // registerWorker writes unique values to many keys, each with the context
 // of a read of the key, so it supersedes exactly what it read.
-func (w *workloads) registerWorker(abort context.Context, stop <-chan struct{}, worker int, k *kv, rng *rand.Rand) {
+func (w *workloads) registerWorker(abort context.Context, stop context.Context, worker int, k *kv, rng *rand.Rand) {
 	for w.next(stop) {
 		key := registerKey(rng.IntN(w.cfg.RegisterKeys))
 		value := fmt.Sprintf("w%d-%d", worker, w.nextValue.Add(1))
@@ -253,7 +252,7 @@ func (w *workloads) registerWorker(abort context.Context, stop <-chan struct{}, 
 
 // deleteWorker writes a fresh key, then deletes it with a context that
 // covers the write: the read's when the read saw it, else the put's own.
-func (w *workloads) deleteWorker(abort context.Context, stop <-chan struct{}, worker int, k *kv, rng *rand.Rand) {
+func (w *workloads) deleteWorker(abort context.Context, stop context.Context, worker int, k *kv, rng *rand.Rand) {
 	for w.next(stop) {
 		key := fmt.Sprintf("del-%d-%06d", worker, w.delKeys.Add(1))
 		value := fmt.Sprintf("d%d-%d", worker, w.nextValue.Add(1))
@@ -293,47 +292,5 @@ func (w *workloads) deleteWorker(abort context.Context, stop <-chan struct{}, wo
 		if err != nil {
 			backoff(stop, rng)
 		}
-	}
-}
-
-// limiter releases at most rate operations per second (0: no limit),
-// shared by all workers.
-type limiter struct {
-	interval time.Duration
-	mu       sync.Mutex
-	next     time.Time
-}
-
-func newLimiter(rate float64) *limiter {
-	if rate <= 0 {
-		return &limiter{}
-	}
-	return &limiter{interval: time.Duration(float64(time.Second) / rate)}
-}
-
-// wait blocks until the next slot; false when stop closed first.
-func (l *limiter) wait(stop <-chan struct{}) bool {
-	if l.interval == 0 {
-		return true
-	}
-	l.mu.Lock()
-	now := time.Now()
-	if l.next.Before(now) {
-		l.next = now
-	}
-	at := l.next
-	l.next = l.next.Add(l.interval)
-	l.mu.Unlock()
-	d := time.Until(at)
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop:
-		return false
 	}
 }

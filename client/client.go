@@ -28,7 +28,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +59,9 @@ type QuorumError struct {
 	Needed int    // R or W
 	// Timeout is true when the deadline ended the wait.
 	Timeout bool
-	Msg     string
+	// Msg is the coordinator's account ("quorum failed: put acknowledged
+	// by 1 of 3 replicas asked, 2 needed; ...").
+	Msg string
 }
 
 func (e *QuorumError) Error() string { return "mnemo: " + e.Msg }
@@ -384,7 +385,7 @@ func fromWire(we *wire.Error) error {
 	case wire.CodeQuorum, wire.CodeTimeout:
 		var d proto.QuorumDetail
 		if len(we.Data) > 0 && wire.Unmarshal(we.Data, &d) == nil {
-			return &QuorumError{Op: d.Op, Acked: d.Acked, Asked: d.Asked, Needed: d.Needed, Timeout: we.Code == wire.CodeTimeout, Msg: strings.TrimPrefix(we.Msg, "node: ")}
+			return &QuorumError{Op: d.Op, Acked: d.Acked, Asked: d.Asked, Needed: d.Needed, Timeout: we.Code == wire.CodeTimeout, Msg: we.Msg}
 		}
 		if we.Code == wire.CodeTimeout {
 			return fmt.Errorf("%w: %s", ErrTimeout, we.Msg)

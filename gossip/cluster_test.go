@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/internal/testutil"
+
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 )
@@ -33,18 +35,8 @@ const patience = 20 * time.Second
 func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
 	start := time.Now()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, seen := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%s: not true within %v; last seen: %s", what, within, seen)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, within, what, cond)
+	return time.Since(start)
 }
 
 // recorded is one event as an Events handler received it.

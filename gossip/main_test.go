@@ -1,10 +1,13 @@
 package gossip
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/poll"
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -30,17 +33,10 @@ func TestMain(m *testing.M) {
 }
 
 func waitNoLeaks(within time.Duration) error {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := goleak.Find()
-		if err == nil {
-			return nil
+	return poll.Until(context.Background(), within, 50*time.Millisecond, "no goroutine left after the tests", func() (bool, string) {
+		if err := goleak.Find(); err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("goroutines still running %v after the tests: %w", within, err)
-		}
-		<-tick.C
-	}
+		return true, ""
+	})
 }

@@ -12,20 +12,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
-	"github.com/mnemo-kv/mnemo/internal/version"
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
+
+// Kind is a request kind of hinted handoff on the node's RPC port. Its
+// values are the numbers on the wire (internal/proto's handoff range,
+// 100-119); the node's RPC layer carries them as they are.
+type Kind uint16
 
 // Request kinds. Wire enum: only append, within proto's handoff range.
 const (
 	// KindHintBatch delivers hints to their target: hintBatch ->
 	// hintBatchReply, sent once the merged batch is durable.
-	KindHintBatch = proto.KindHandoffBase + 0
+	KindHintBatch = Kind(proto.KindHandoffBase) + 0
 )
 
 const (
@@ -151,7 +156,7 @@ func New(cfg Config) (*Handoff, error) {
 }
 
 // Kinds are the request kinds Handle serves.
-func (h *Handoff) Kinds() []wire.Kind { return []wire.Kind{KindHintBatch} }
+func (h *Handoff) Kinds() []Kind { return []Kind{KindHintBatch} }
 
 // Close stops the replays and the background loops and waits for them. A
 // batch in flight is abandoned; its hints stay for the next start. It is
@@ -500,19 +505,15 @@ func (h *Handoff) dropCopies(target ring.NodeID, delivered []held) {
 			todo = append(todo, it)
 		}
 	}
-	workers := min(dropParallel, len(todo))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
-				h.dropCopy(target, todo[i])
-			}
-		}()
+	var g errgroup.Group
+	g.SetLimit(dropParallel)
+	for _, it := range todo {
+		g.Go(func() error {
+			h.dropCopy(target, it)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // dropCopy logs its own failures
 }
 
 // dropCopy deletes this fallback's copy of it.key once it was delivered to

@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/internal/poll"
+
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // TestPutManyReplicates: a batch of puts, a key repeated in it, lands on
@@ -192,9 +194,9 @@ func TestReadRepairOncePerStaleReplica(t *testing.T) {
 	if _, err := tc.client(0).Get(ctx, key, client.R(3)); err != nil {
 		t.Fatal(err)
 	}
-	if testutil.Poll(500*time.Millisecond, 10*time.Millisecond, func() (bool, string) {
+	if poll.Until(ctx, 500*time.Millisecond, 10*time.Millisecond, "a second repair", func() (bool, string) {
 		return counterValue(tc.nodes[0].metrics.readRepairs)-before > 1, ""
-	}) {
+	}) == nil {
 		t.Fatalf("%v repairs counted for one stale replica, want 1", counterValue(tc.nodes[0].metrics.readRepairs)-before)
 	}
 }

@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/internal/poll"
+
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/config"
 )
 
 // BenchmarkClusterPutGet measures puts and gets through the SDK against
@@ -62,7 +65,7 @@ func startBenchCluster(b *testing.B) []*Node {
 	var nodes []*Node
 	var join []string
 	for i := range 3 {
-		cfg := DefaultConfig()
+		cfg := config.Default()
 		cfg.ID = fmt.Sprintf("b%d", i+1)
 		cfg.Data = b.TempDir()
 		cfg.Gossip, cfg.RPC = "127.0.0.1:0", "127.0.0.1:0"
@@ -78,19 +81,15 @@ func startBenchCluster(b *testing.B) []*Node {
 		}
 		nodes = append(nodes, nd)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	for _, nd := range nodes {
-		for len(nd.view.Load().ring.Nodes()) != 3 {
-			if time.Now().After(deadline) {
-				b.Fatalf("%s sees %d ring nodes after 30s", nd.ID(), len(nd.view.Load().ring.Nodes()))
-			}
-			waitBriefly()
+		if err := poll.Until(context.Background(), 30*time.Second, 20*time.Millisecond, string(nd.ID())+" sees 3 ring nodes", func() (bool, string) {
+			n := len(nd.view.Load().ring.Nodes())
+			return n == 3, fmt.Sprintf("%d ring nodes", n)
+		}); err != nil {
+			b.Fatal(err)
 		}
 	}
 	return nodes
 }
 
 func testLoggerB(b *testing.B) zerolog.Logger { return zerolog.New(io.Discard) }
-
-// waitBriefly paces a setup poll in a benchmark.
-func waitBriefly() { <-time.After(20 * time.Millisecond) }

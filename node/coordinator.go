@@ -10,10 +10,10 @@ import (
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // QuorumError is a read or write that did not hear from enough replicas.
@@ -30,7 +30,14 @@ type QuorumError struct {
 	Cause error
 }
 
-func (e *QuorumError) Error() string {
+func (e *QuorumError) Error() string { return "node: " + e.describe() }
+
+// RESPError is the error reply the RESP port sends for e (resp.RESPError).
+func (e *QuorumError) RESPError() string { return "ERR " + e.describe() }
+
+// describe says what failed, for the node's errors and for clients (the
+// wire error's message, which the client prefixes with its own name).
+func (e *QuorumError) describe() string {
 	verb := "acknowledged"
 	if e.Op == "get" {
 		verb = "answered"
@@ -43,9 +50,9 @@ func (e *QuorumError) Error() string {
 		msg += fmt.Sprintf("; last replica error: %v", e.Cause)
 	}
 	if e.Timeout {
-		return "node: timed out: " + msg
+		return "timed out: " + msg
 	}
-	return "node: quorum failed: " + msg
+	return "quorum failed: " + msg
 }
 
 // target is one replica a request goes to: a home replica, or a fallback
@@ -945,7 +952,7 @@ func toWireError(err error) error {
 			code = wire.CodeTimeout
 		}
 		data, _ := wire.Marshal(&proto.QuorumDetail{Op: qe.Op, Acked: qe.Acked, Asked: qe.Asked, Needed: qe.Needed})
-		return &wire.Error{Code: code, Msg: qe.Error(), Data: data}
+		return &wire.Error{Code: code, Msg: qe.describe(), Data: data}
 	case errors.Is(err, store.ErrKeyTooLarge), errors.Is(err, store.ErrValueTooLarge):
 		return wire.Errorf(wire.CodeTooLarge, "%v", err)
 	case errors.Is(err, store.ErrEmptyKey):

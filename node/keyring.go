@@ -28,16 +28,18 @@ import (
 // peer seen alive.
 const encryptionCheckInterval = time.Second
 
-// readGossipKeys reads the operator's key file, if the config names one.
-func readGossipKeys(cfg Config) ([][]byte, error) {
-	if cfg.GossipKeyFile == "" {
-		return nil, nil
+// readGossipKeys reads the operator's key file, if the config names one,
+// first of all: a bad file stops the node before it opens anything.
+func (n *Node) readGossipKeys() error {
+	if n.cfg.GossipKeyFile == "" {
+		return nil
 	}
-	keys, err := gossip.ReadKeyFile(cfg.GossipKeyFile)
+	keys, err := gossip.ReadKeyFile(n.cfg.GossipKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("node: --gossip-key-file: %w", err)
+		return fmt.Errorf("node: --gossip-key-file: %w", err)
 	}
-	return keys, nil
+	n.gossipKeys = keys
+	return nil
 }
 
 // encryptionBlockers lists why this node may not start encrypting gossip

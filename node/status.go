@@ -15,8 +15,9 @@ import (
 	"github.com/mnemo-kv/mnemo/store"
 )
 
-// statsSource adds a subsystem's figures to this node's NodeInfo.
-type statsSource func(stats map[string]float64, detail map[string]any)
+// statsSource fills its subsystem's report in this node's NodeInfo (each
+// source its own field: AntiEntropy, Handoff, Ownership).
+type statsSource func(info *proto.NodeInfo)
 
 func (n *Node) storeCounts() store.Counts {
 	if n.store == nil {
@@ -35,13 +36,10 @@ func (n *Node) nodeInfo() *proto.NodeInfo {
 		StartedUnix: n.started.Unix(),
 		Keys:        c.Live,
 		Tombstones:  c.Tombstones,
-		Stats: map[string]float64{
-			"read_repairs": counterValue(n.metrics.readRepairs),
-		},
-		Detail: map[string]any{},
+		ReadRepairs: uint64(counterValue(n.metrics.readRepairs)),
 	}
 	for _, src := range n.statsSources {
-		src(info.Stats, info.Detail)
+		src(info)
 	}
 	return info
 }

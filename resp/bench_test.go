@@ -109,7 +109,6 @@ func benchServeConn(b *testing.B, op string, depth int, spawn bool) {
 	defer s.Close()
 	mc := &memConn{batch: batch, left: max(1, b.N/depth)}
 	c := newConn(s, mc)
-	s.wg.Add(1)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(batch) / depth))
 	b.ResetTimer()

@@ -390,7 +390,7 @@ func fanOut(n int, fn func(i int) error) error {
 		wg.Go(func() {
 			defer func() {
 				if r := recover(); r != nil {
-					fail(fmt.Errorf("resp: backend panic: %v", r))
+					fail(fmt.Errorf("backend panic: %v", r)) // a reply line: "ERR backend panic: ..."
 				}
 			}()
 			for {

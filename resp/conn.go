@@ -178,7 +178,6 @@ func (c *conn) setReadDeadline() {
 // serve runs the connection until the client leaves, errs or QUITs, or the
 // server closes.
 func (c *conn) serve() {
-	defer c.s.wg.Done()
 	err := c.loop()
 	c.finish(err)
 }
@@ -239,7 +238,6 @@ func (c *conn) finish(err error) {
 	}
 	c.pending = nil
 	_ = c.nc.Close()
-	s.dropConn(c)
 }
 
 func (c *conn) remote() string {

@@ -1,6 +1,6 @@
 // Package resp serves the Redis protocol (RESP2, and RESP3 after HELLO 3)
 // on top of a mnemo node, so that redis-cli, redis-benchmark and Redis
-// client libraries work against mnemo unchanged (DESIGN.md, "Surfaces").
+// client libraries work against mnemo unchanged (docs/design.md, "Surfaces").
 //
 // The server knows nothing about replication: it parses commands, calls a
 // Backend (the node's quorum coordinator) and encodes the answers. The
@@ -56,12 +56,12 @@
 //
 // # Errors
 //
-// A Backend error becomes "-ERR " and its text, without the package
-// prefixes Go errors carry ("node: quorum failed: put acknowledged by 1 of
-// 3 replicas asked, 2 needed" is sent as "-ERR quorum failed: ...", and a
-// wire.Error relayed from another node is sent as its message). An error
-// that implements RESPError picks its whole reply line instead, error code
-// included (for example "TIMEOUT ..."). A Backend panic is answered with
+// A Backend error becomes "-ERR " and its text as it is (a wire.Error
+// relayed from another node is sent as its message). An error that
+// implements RESPError picks its whole reply line instead, error code
+// included: the node's quorum errors send "-ERR quorum failed: put
+// acknowledged by 1 of 3 replicas asked, 2 needed", without the "node: "
+// their Go text starts with. A Backend panic is answered with
 // "-ERR internal error in '<cmd>': ..." and logged; the server goes on.
 //
 // # Protocol, limits and pipelining

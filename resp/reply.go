@@ -3,7 +3,6 @@ package resp
 import (
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/mnemo-kv/mnemo/internal/wire"
 )
@@ -83,9 +82,9 @@ func appendMap(b []byte, n, proto int) []byte {
 }
 
 // RESPError is implemented by Backend errors that choose their own reply
-// line: the text after '-', error code first (for example "TIMEOUT get
-// answered by 1 of 3 replicas"). Other errors are sent as "ERR " and
-// their text without package prefixes.
+// line: the text after '-', error code first (for example "ERR quorum
+// failed: get answered by 1 of 3 replicas asked, 2 needed"). Other errors
+// are sent as "ERR " and their text as it is.
 type RESPError interface {
 	RESPError() string
 }
@@ -103,29 +102,5 @@ func errorLine(err error) string {
 	if errors.As(err, &we) && we.Msg != "" {
 		msg = we.Msg
 	}
-	return "ERR " + trimPrefixes(msg)
-}
-
-// trimPrefixes drops the leading "pkg: " prefixes of a Go error message
-// ("node: quorum failed: ..." becomes "quorum failed: ..."): single
-// lowercase words followed by ": ", as long as what remains still has a
-// space in it, so "node: closed" stays whole.
-func trimPrefixes(msg string) string {
-	for {
-		i := strings.Index(msg, ": ")
-		if i <= 0 || !isWord(msg[:i]) || !strings.Contains(msg[i+2:], " ") {
-			return msg
-		}
-		msg = msg[i+2:]
-	}
-}
-
-func isWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return "ERR " + msg
 }

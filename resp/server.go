@@ -4,14 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/netutil"
 )
 
 // rejectTimeout bounds, in time, writing the "max clients" reply to a
@@ -26,27 +26,17 @@ type Server struct {
 	log     zerolog.Logger
 	started time.Time
 
-	// ctx is the parent of every connection's context; Close cancels it.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// acc accepts and tracks the connections (it takes its lock when a
+	// connection opens or closes and for INFO and metrics, never per
+	// command); its Context is the parent of every connection's context.
+	acc *netutil.Acceptor[*conn]
+	// ctx is acc.Context(): cancelled by Close once connections are closed.
+	ctx context.Context
 
-	// wg counts Serve calls, connection goroutines and refusals; Close
-	// waits for it.
-	wg sync.WaitGroup
-
-	// mu guards the fields in it. It is taken when a connection opens or
-	// closes and for INFO and metrics, never per command. NB: wg.Add is
-	// done under mu after checking closed, so it cannot race with Close's
-	// wg.Wait.
-	mu struct {
-		sync.Mutex
-		closed    bool
-		listeners map[net.Listener]struct{}
-		conns     map[*conn]struct{}
-		// retired holds the command counts of closed connections, by
-		// command index (see commandTable); live ones count their own.
-		retired []uint64
-	}
+	// retired holds the command counts of closed connections, by command
+	// index (see commandTable); live ones count their own. NB: guarded by
+	// acc's lock: read and written only in acc's Forget and Conns.
+	retired []uint64
 
 	// nextID numbers connections (CLIENT ID, HELLO).
 	nextID atomic.Int64
@@ -67,10 +57,17 @@ type Server struct {
 // cfg.Registerer is set, the server's metrics are registered there.
 func NewServer(cfg Config, b Backend) *Server {
 	s := &Server{cfg: cfg.withDefaults(), b: b, log: cfg.Logger, started: time.Now()}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.mu.listeners = make(map[net.Listener]struct{})
-	s.mu.conns = make(map[*conn]struct{})
-	s.mu.retired = make([]uint64, len(commandTable)+1)
+	s.retired = make([]uint64, len(commandTable)+1)
+	s.acc = netutil.NewAcceptor(netutil.AcceptorConfig[*conn]{
+		Name:      "resp",
+		Logger:    cfg.Logger,
+		Open:      s.openConn,
+		CloseConn: func(c *conn) { _ = c.nc.Close() },
+		Forget:    s.forgetConn,
+		MaxConns:  s.cfg.MaxConns,
+		Reject:    s.reject,
+	})
+	s.ctx = s.acc.Context()
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(&collector{s: s}); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -88,96 +85,30 @@ func NewServer(cfg Config, b Backend) *Server {
 // until Close, then returns nil. It closes l when it returns. Serve may be
 // called for several listeners; after Close it closes l and returns nil at
 // once. Temporary accept failures (such as running out of file
-// descriptors) are logged and retried with backoff.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		_ = l.Close()
-		return nil
-	}
-	s.mu.listeners[l] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.mu.listeners, l)
-		s.mu.Unlock()
-		_ = l.Close()
-	}()
+// descriptors) are logged and retried with backoff. l may be any
+// net.Listener (a TLS one).
+func (s *Server) Serve(l net.Listener) error { return s.acc.Serve(l) }
 
-	var backoff time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("resp: accept: %w", err)
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("resp: accept failed")
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		if !s.startConn(nc) {
-			_ = nc.Close()
-			return nil
-		}
-	}
-}
-
-// isClosed reports whether Close has begun.
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.closed
-}
-
-// startConn serves nc, or refuses it at MaxConns. It returns false if the
-// server is closed.
-func (s *Server) startConn(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return false
-	}
-	if len(s.mu.conns) >= s.cfg.MaxConns {
-		s.stats.connsRejected.Add(1)
-		s.stats.errorReplies.Add(1)
-		s.wg.Add(1)
-		go func() { // owned by s.wg; bounded by rejectTimeout
-			defer s.wg.Done()
-			_ = nc.SetWriteDeadline(time.Now().Add(rejectTimeout))
-			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
-			_ = nc.Close()
-		}()
-		return true
-	}
+// openConn prepares the connection nc; the returned serve runs it.
+func (s *Server) openConn(nc net.Conn) (*conn, func()) {
 	c := newConn(s, nc)
-	s.mu.conns[c] = struct{}{}
 	s.stats.connsAccepted.Add(1)
-	s.wg.Add(1)
-	go c.serve()
-	return true
+	return c, c.serve
 }
 
-// dropConn forgets a connection that has ended and keeps its counts.
-func (s *Server) dropConn(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.mu.conns, c)
+// reject refuses nc at MaxConns, bounded by rejectTimeout.
+func (s *Server) reject(nc net.Conn) {
+	s.stats.connsRejected.Add(1)
+	s.stats.errorReplies.Add(1)
+	_ = nc.SetWriteDeadline(time.Now().Add(rejectTimeout))
+	_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+}
+
+// forgetConn keeps the counts of a connection that has ended (under acc's
+// lock).
+func (s *Server) forgetConn(c *conn) {
 	for i := range c.counts {
-		s.mu.retired[i] += c.counts[i].Load()
+		s.retired[i] += c.counts[i].Load()
 	}
 }
 
@@ -186,22 +117,7 @@ func (s *Server) dropConn(c *conn) {
 // goroutine the server started has ended. Close is idempotent; every call
 // waits.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
-		return nil
-	}
-	s.mu.closed = true
-	for l := range s.mu.listeners {
-		_ = l.Close()
-	}
-	for c := range s.mu.conns {
-		_ = c.nc.Close()
-	}
-	s.cancel()
-	s.mu.Unlock()
-	s.wg.Wait()
+	s.acc.Close()
 	return nil
 }
 
@@ -241,16 +157,17 @@ func (s *Server) Stats() Stats {
 
 // commandCounts sums the command counts of closed and open connections,
 // by command index, and returns the number of open connections.
-func (s *Server) commandCounts() ([]uint64, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	counts := append([]uint64(nil), s.mu.retired...)
-	for c := range s.mu.conns {
-		for i := range c.counts {
-			counts[i] += c.counts[i].Load()
+func (s *Server) commandCounts() (counts []uint64, open int) {
+	s.acc.Conns(func(conns map[*conn]struct{}) {
+		counts = append([]uint64(nil), s.retired...)
+		for c := range conns {
+			for i := range c.counts {
+				counts[i] += c.counts[i].Load()
+			}
 		}
-	}
-	return counts, len(s.mu.conns)
+		open = len(conns)
+	})
+	return counts, open
 }
 
 // newConn prepares a connection; serve runs it.

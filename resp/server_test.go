@@ -316,7 +316,7 @@ func TestBackendErrors(t *testing.T) {
 	f.hook = func(ctx context.Context, op string, key, value []byte) error {
 		switch string(key) {
 		case "quorum":
-			return errors.New("node: quorum failed: put acknowledged by 1 of 3 replicas asked, 2 needed")
+			return fmt.Errorf("set: %w", quorumErr{})
 		case "wire":
 			return fmt.Errorf("forward: %w", &wire.Error{Code: wire.CodeTooLarge, Msg: "store: value too large: 5000000 bytes, limit 1048576"})
 		case "coded":
@@ -332,7 +332,7 @@ func TestBackendErrors(t *testing.T) {
 	c := dial(t, addr)
 	runSteps(t, c, []step{
 		{[]string{"SET", "quorum", "v"}, errReply("ERR quorum failed: put acknowledged by 1 of 3 replicas asked, 2 needed")},
-		{[]string{"GET", "wire"}, errReply("ERR value too large: 5000000 bytes, limit 1048576")},
+		{[]string{"GET", "wire"}, errReply("ERR store: value too large: 5000000 bytes, limit 1048576")},
 		{[]string{"DEL", "coded"}, errReply("TIMEOUT replica did not answer")},
 		{[]string{"GET", "closed"}, errReply("ERR node: closed")},
 		{[]string{"MGET", "a", "quorum", "b"}, errReply("ERR quorum failed: put acknowledged by 1 of 3 replicas asked, 2 needed")},
@@ -344,6 +344,17 @@ func TestBackendErrors(t *testing.T) {
 	if st := s.Stats(); st.Panics != 1 || st.ErrorReplies != 8 {
 		t.Errorf("stats %+v, want 1 panic and 8 error replies", st)
 	}
+}
+
+// quorumErr words its reply as node.QuorumError does: without its Go
+// text's "node: ".
+type quorumErr struct{}
+
+func (quorumErr) Error() string {
+	return "node: quorum failed: put acknowledged by 1 of 3 replicas asked, 2 needed"
+}
+func (quorumErr) RESPError() string {
+	return "ERR quorum failed: put acknowledged by 1 of 3 replicas asked, 2 needed"
 }
 
 type codedErr struct{}

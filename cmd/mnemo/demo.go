@@ -16,7 +16,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
-	"github.com/mnemo-kv/mnemo/internal/testutil"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func init() { extraCommands = append(extraCommands, demoCmd) }
@@ -208,14 +208,10 @@ func runDemo(dir string, keep bool) error {
 	}
 	s.log(fmt.Sprintf("T5 read key-125 through node-3: %q", res.Value()))
 
-	var last string
-	converged := testutil.Poll(30*time.Second, 50*time.Millisecond, func() (bool, string) {
-		ok, why := compareReplicas(ctx, n3, c, 150)
-		last = why
-		return ok, why
-	})
-	if !converged {
-		return fmt.Errorf("T5: node-3 did not catch up within 30s of its rejoin: %s", last)
+	if err := poll.Until(ctx, 30*time.Second, 50*time.Millisecond, "T5: node-3 caught up after its rejoin", func() (bool, string) {
+		return compareReplicas(ctx, n3, c, 150)
+	}); err != nil {
+		return err
 	}
 	took := time.Since(rejoined)
 	s.log(fmt.Sprintf("   node-3's own copy of all 150 keys matches (%.2fs after rejoin)", took.Seconds()))
@@ -232,27 +228,26 @@ func runDemo(dir string, keep bool) error {
 
 // waitKeys waits until the given nodes each hold want live keys.
 func (s *story) waitKeys(ctx context.Context, nodes []int, want int64) error {
-	var last string
-	ok := testutil.Poll(20*time.Second, 50*time.Millisecond, func() (bool, string) {
+	return poll.Until(ctx, 20*time.Second, 50*time.Millisecond, fmt.Sprintf("nodes %v holding %d keys", nodes, want), func() (bool, string) {
 		for _, i := range nodes {
 			st, err := s.cl.Status(ctx, client.Node(s.c.Nodes[i].RPC))
 			if err != nil {
-				last = err.Error()
-				return false, last
+				return false, err.Error()
 			}
 			for _, m := range st.Members {
-				if m.ID == s.c.Nodes[i].ID && (m.Info == nil || m.Info.Keys != want) {
-					last = fmt.Sprintf("%s holds %v keys", m.ID, m.Info)
-					return false, last
+				if m.ID != s.c.Nodes[i].ID {
+					continue
+				}
+				if m.Info == nil {
+					return false, m.ID + " sent no report"
+				}
+				if m.Info.Keys != want {
+					return false, fmt.Sprintf("%s holds %d keys", m.ID, m.Info.Keys)
 				}
 			}
 		}
 		return true, ""
 	})
-	if !ok {
-		return errors.New(last)
-	}
-	return nil
 }
 
 type mechanisms struct{ hints, repairs, aae float64 }
@@ -272,9 +267,9 @@ func (s *story) mechanisms(ctx context.Context) mechanisms {
 			if ms.ID != p.ID || ms.Info == nil {
 				continue
 			}
-			m.hints += ms.Info.Stats["hints_replayed"]
-			m.repairs += ms.Info.Stats["read_repairs"]
-			m.aae += ms.Info.Stats["ae_keys_received"]
+			m.hints += float64(ms.Info.Handoff.Replayed)
+			m.repairs += float64(ms.Info.ReadRepairs)
+			m.aae += float64(ms.Info.AntiEntropy.KeysReceived)
 		}
 	}
 	return m

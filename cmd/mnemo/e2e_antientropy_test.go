@@ -23,30 +23,17 @@ import (
 // round.
 var aeOnly = []string{"--hints=false", "--read-repair=false", "--ae-interval=2s"}
 
-// aeRoots is a node's Merkle root per partition (Detail["ae_roots"]:
-// partition number -> root in hex), for the partitions whose tree is built.
-func aeRoots(info *client.NodeInfo) map[string]string {
-	raw, _ := info.Detail["ae_roots"].(map[string]any)
-	out := make(map[string]string, len(raw))
-	for p, r := range raw {
-		if s, ok := r.(string); ok {
-			out[p] = s
-		}
-	}
-	return out
-}
-
 // rootsAgree reports whether every given node has built the tree of every
 // partition and each partition's root is the same on all of them (with 3
 // nodes and N=3 every node is a home replica of every partition).
 func rootsAgree(cl *client.Client, c *localcluster.Cluster, idx ...int) (bool, string) {
-	var first map[string]string
+	var first map[uint32]uint64
 	for j, i := range idx {
 		info, err := selfInfo(context.Background(), cl, c, i)
 		if err != nil {
 			return false, err.Error()
 		}
-		roots := aeRoots(info)
+		roots := info.AntiEntropy.Roots
 		if len(roots) != ring.DefaultPartitions {
 			return false, fmt.Sprintf("%s has built %d of %d partition trees", c.Nodes[i].ID, len(roots), ring.DefaultPartitions)
 		}
@@ -54,7 +41,7 @@ func rootsAgree(cl *client.Client, c *localcluster.Cluster, idx ...int) (bool, s
 			first = roots
 			continue
 		}
-		var differ []string
+		var differ []uint32
 		for p, r := range roots {
 			if first[p] != r {
 				differ = append(differ, p)
@@ -62,7 +49,7 @@ func rootsAgree(cl *client.Client, c *localcluster.Cluster, idx ...int) (bool, s
 		}
 		if len(differ) > 0 {
 			slices.Sort(differ)
-			return false, fmt.Sprintf("%d partitions have different roots on %s and %s, e.g. partition %s: %s vs %s",
+			return false, fmt.Sprintf("%d partitions have different roots on %s and %s, e.g. partition %d: %016x vs %016x",
 				len(differ), c.Nodes[idx[0]].ID, c.Nodes[i].ID, differ[0], first[differ[0]], roots[differ[0]])
 		}
 	}
@@ -122,7 +109,7 @@ func aeCatchUp(t *testing.T, wipe bool) {
 	}
 	// Anti-entropy did it: node-3 received objects, and the other paths
 	// stayed idle.
-	received := nodeStats(t, cl, c, "ae_keys_received", 2)[0]
+	received := nodeStats(t, cl, c, aeKeysReceived, 2)[0]
 	want := float64(len(m.missed))
 	if wipe {
 		want = float64(len(m.keys)) // every key, the deleted ones' tombstones included
@@ -130,19 +117,19 @@ func aeCatchUp(t *testing.T, wipe bool) {
 	if received < want {
 		t.Errorf("node-3 received %v objects by anti-entropy, want at least %v", received, want)
 	}
-	for _, name := range []string{"hints_replayed", "read_repairs"} {
-		if got := nodeStats(t, cl, c, name, 0, 1, 2); sumStats(got) != 0 {
-			t.Errorf("%s per node = %v with hints and read repair off, want 0", name, got)
+	for _, f := range []figure{hintsReplayed, readRepairs} {
+		if got := nodeStats(t, cl, c, f, 0, 1, 2); sumStats(got) != 0 {
+			t.Errorf("%s per node = %v with hints and read repair off, want 0", f.name, got)
 		}
 	}
 	// Nor ownership transfer: a restart, even on an empty directory, is
 	// no ring change; the node keeps its place and anti-entropy refills it
 	// (node.ownership.adopted: "there is nothing to pull").
-	if got := after.Stats["transfer_keys_received"]; got != 0 {
+	if got := after.Ownership.KeysReceived; got != 0 {
 		t.Errorf("node-3 (wiped: %v) also pulled %v keys by ownership transfer (transfer_keys_received); a node that keeps its place should be refilled by anti-entropy alone", wipe, got)
 	}
 	t.Logf("node-3 (wiped: %v, epoch %s -> %s) converged in %v from its rejoin; it received %v objects (transfer: %v)",
-		wipe, before.Epoch, after.Epoch, took.Round(time.Millisecond), received, after.Stats["transfer_keys_received"])
+		wipe, before.Epoch, after.Epoch, took.Round(time.Millisecond), received, after.Ownership.KeysReceived)
 }
 
 // node-3 misses writes, updates and deletes while down; after its restart
@@ -267,7 +254,7 @@ func TestE2EAntiEntropyDivergedReplicas(t *testing.T) {
 		return sameCopies(cl, c, 0, 2, keys)
 	})
 	t.Logf("diverged replicas converged in %v after every node was back", time.Since(back).Round(time.Millisecond))
-	if got := nodeStats(t, cl, c, "read_repairs", 0, 1, 2); sumStats(got) != 0 {
+	if got := nodeStats(t, cl, c, readRepairs, 0, 1, 2); sumStats(got) != 0 {
 		t.Errorf("read_repairs per node = %v with read repair off", got)
 	}
 }
@@ -294,11 +281,11 @@ func TestE2EAntiEntropyInSyncRoundSendsOnlyRoots(t *testing.T) {
 	})
 
 	all := []int{0, 1, 2}
-	names := []string{"ae_exchanges", "ae_bytes_sent", "ae_repairs", "ae_keys_sent"}
+	figures := []figure{aeExchanges, aeBytesSent, aeRepairs, aeKeysSent}
 	snapshot := func() map[string][]float64 {
 		s := map[string][]float64{}
-		for _, name := range names {
-			s[name] = nodeStats(t, cl, c, name, all...)
+		for _, f := range figures {
+			s[f.name] = nodeStats(t, cl, c, f, all...)
 		}
 		return s
 	}
@@ -307,20 +294,20 @@ func TestE2EAntiEntropyInSyncRoundSendsOnlyRoots(t *testing.T) {
 	// is 256 partition exchanges, counted by the node that initiated it.
 	const rounds = 2
 	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%d more periodic rounds of the 3 pairs", rounds), func() (bool, string) {
-		d := sumStats(nodeStats(t, cl, c, "ae_exchanges", all...)) - sumStats(before["ae_exchanges"])
+		d := sumStats(nodeStats(t, cl, c, aeExchanges, all...)) - sumStats(before[aeExchanges.name])
 		return d >= rounds*3*ring.DefaultPartitions, fmt.Sprintf("%v more partition exchanges, want %d", d, rounds*3*ring.DefaultPartitions)
 	})
 	after := snapshot()
-	delta := func(name string) (per []float64, total float64) {
+	delta := func(f figure) (per []float64, total float64) {
 		for j := range all {
-			per = append(per, after[name][j]-before[name][j])
+			per = append(per, after[f.name][j]-before[f.name][j])
 		}
 		return per, sumStats(per)
 	}
-	_, exchanges := delta("ae_exchanges")
-	bytesPer, bytes := delta("ae_bytes_sent")
-	_, repairs := delta("ae_repairs")
-	_, keysSent := delta("ae_keys_sent")
+	_, exchanges := delta(aeExchanges)
+	bytesPer, bytes := delta(aeBytesSent)
+	_, repairs := delta(aeRepairs)
+	_, keysSent := delta(aeKeysSent)
 	pairRounds := exchanges / ring.DefaultPartitions
 	perPairRound := bytes / pairRounds
 	t.Logf("in sync: %v partition exchanges (%.1f pair rounds), %v bytes sent (per node %v): %.0f bytes per pair per round",

@@ -39,9 +39,29 @@ func selfInfo(ctx context.Context, cl *client.Client, c *localcluster.Cluster, i
 	return nil, fmt.Errorf("%s reported no figures of its own", c.Nodes[i].ID)
 }
 
-// nodeStats reads one named counter (NodeInfo.Stats; 0 when the subsystem is
-// off) from each given node, failing the test if a node does not answer.
-func nodeStats(t *testing.T, cl *client.Client, c *localcluster.Cluster, name string, idx ...int) []float64 {
+// figure is one counter of a node's report (0 when its subsystem is off),
+// with its name for messages.
+type figure struct {
+	name string
+	get  func(*client.NodeInfo) float64
+}
+
+// The figures the end-to-end tests read.
+var (
+	aeKeysReceived       = figure{"ae_keys_received", func(i *client.NodeInfo) float64 { return float64(i.AntiEntropy.KeysReceived) }}
+	hintsReplayed        = figure{"hints_replayed", func(i *client.NodeInfo) float64 { return float64(i.Handoff.Replayed) }}
+	readRepairs          = figure{"read_repairs", func(i *client.NodeInfo) float64 { return float64(i.ReadRepairs) }}
+	aeExchanges          = figure{"ae_exchanges", func(i *client.NodeInfo) float64 { return float64(i.AntiEntropy.Exchanges) }}
+	transferKeysReceived = figure{"transfer_keys_received", func(i *client.NodeInfo) float64 { return float64(i.Ownership.KeysReceived) }}
+	hintsStored          = figure{"hints_stored", func(i *client.NodeInfo) float64 { return float64(i.Handoff.Stored) }}
+	aeBytesSent          = figure{"ae_bytes_sent", func(i *client.NodeInfo) float64 { return float64(i.AntiEntropy.BytesSent) }}
+	aeRepairs            = figure{"ae_repairs", func(i *client.NodeInfo) float64 { return float64(i.AntiEntropy.Repairs) }}
+	aeKeysSent           = figure{"ae_keys_sent", func(i *client.NodeInfo) float64 { return float64(i.AntiEntropy.KeysSent) }}
+)
+
+// nodeStats reads one figure from each given node, failing the test if a
+// node does not answer.
+func nodeStats(t *testing.T, cl *client.Client, c *localcluster.Cluster, f figure, idx ...int) []float64 {
 	t.Helper()
 	out := make([]float64, len(idx))
 	for j, i := range idx {
@@ -49,7 +69,7 @@ func nodeStats(t *testing.T, cl *client.Client, c *localcluster.Cluster, name st
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[j] = info.Stats[name]
+		out[j] = f.get(info)
 	}
 	return out
 }
@@ -62,40 +82,9 @@ func sumStats(xs []float64) float64 {
 	return s
 }
 
-// pendingHints is how many hints a node holds for target, from
-// Detail["hints_pending"].
+// pendingHints is how many hints a node holds for target.
 func pendingHints(info *client.NodeInfo, target string) float64 {
-	m, _ := info.Detail["hints_pending"].(map[string]any)
-	return msgpackNumber(m[target])
-}
-
-// msgpackNumber reads a msgpack-decoded number of any width.
-func msgpackNumber(v any) float64 {
-	switch x := v.(type) {
-	case int8:
-		return float64(x)
-	case int16:
-		return float64(x)
-	case int32:
-		return float64(x)
-	case int64:
-		return float64(x)
-	case int:
-		return float64(x)
-	case uint8:
-		return float64(x)
-	case uint16:
-		return float64(x)
-	case uint32:
-		return float64(x)
-	case uint64:
-		return float64(x)
-	case float32:
-		return float64(x)
-	case float64:
-		return x
-	}
-	return 0
+	return float64(info.Handoff.Pending[target])
 }
 
 // storedCopy is a replica's own copy of key (get --local, tombstones
@@ -290,10 +279,10 @@ func TestE2EHandoffRejoinStory(t *testing.T) {
 	// Each write node-3 missed left exactly one hint, on its coordinator.
 	// (With 3 nodes and N=3 there is no fallback: the coordinator keeps
 	// the hint itself.)
-	if got := sumStats(nodeStats(t, cl, c, "hints_stored", 0, 1)); got != float64(len(m.missed)) {
+	if got := sumStats(nodeStats(t, cl, c, hintsStored, 0, 1)); got != float64(len(m.missed)) {
 		t.Fatalf("node-1 and node-2 hold %v hints for node-3, want one per missed write: %d", got, len(m.missed))
 	}
-	replayedBefore := sumStats(nodeStats(t, cl, c, "hints_replayed", 0, 1))
+	replayedBefore := sumStats(nodeStats(t, cl, c, hintsReplayed, 0, 1))
 
 	rejoined := restartNode3(t, c)
 	// T5: a quorum read through node-3 right after its restart finds key 125.
@@ -315,14 +304,14 @@ func TestE2EHandoffRejoinStory(t *testing.T) {
 
 	// It was hint replay, and nothing else: one object per missed write.
 	testutil.Eventually(t, 5*time.Second, "every hint acknowledged", func() (bool, string) {
-		replayed := sumStats(nodeStats(t, cl, c, "hints_replayed", 0, 1)) - replayedBefore
-		stored := sumStats(nodeStats(t, cl, c, "hints_stored", 0, 1))
+		replayed := sumStats(nodeStats(t, cl, c, hintsReplayed, 0, 1)) - replayedBefore
+		stored := sumStats(nodeStats(t, cl, c, hintsStored, 0, 1))
 		return replayed == float64(len(m.missed)) && stored == 0,
 			fmt.Sprintf("%v hints replayed (want %d), %v still stored", replayed, len(m.missed), stored)
 	})
-	for _, name := range []string{"read_repairs", "ae_keys_received", "ae_exchanges", "transfer_keys_received"} {
-		if got := nodeStats(t, cl, c, name, 0, 1, 2); sumStats(got) != 0 {
-			t.Errorf("%s per node = %v with read repair and anti-entropy off (and no ring change), want 0", name, got)
+	for _, f := range []figure{readRepairs, aeKeysReceived, aeExchanges, transferKeysReceived} {
+		if got := nodeStats(t, cl, c, f, 0, 1, 2); sumStats(got) != 0 {
+			t.Errorf("%s per node = %v with read repair and anti-entropy off (and no ring change), want 0", f.name, got)
 		}
 	}
 	t.Logf("node-3 caught up %d missed writes by hint replay alone in %v from its rejoin", len(m.missed), took.Round(time.Millisecond))
@@ -362,7 +351,7 @@ func TestE2EHandoffReadRepair(t *testing.T) {
 		if same, _ := sameCopies(cl, c, 0, 2, []string{k}); missed[k] && same {
 			info, _ := selfInfo(ctx, cl, c, 2)
 			t.Fatalf("%s was already repaired on node-3 before it was read; by what? read_repairs per node %v; node-3's figures %+v",
-				k, nodeStats(t, cl, c, "read_repairs", 0, 1, 2), info)
+				k, nodeStats(t, cl, c, readRepairs, 0, 1, 2), info)
 		}
 		res, err := cl.Get(ctx, []byte(k), client.R(2), client.Node(via.RPC))
 		if err != nil && !errors.Is(err, client.ErrNotFound) {
@@ -385,12 +374,12 @@ func TestE2EHandoffReadRepair(t *testing.T) {
 	// One repair per stale key (counted by its coordinator once node-3
 	// acknowledged it, a moment after node-3 shows it).
 	testutil.Eventually(t, 5*time.Second, "one read repair counted per stale key", func() (bool, string) {
-		repairs := nodeStats(t, cl, c, "read_repairs", 0, 1, 2)
+		repairs := nodeStats(t, cl, c, readRepairs, 0, 1, 2)
 		return sumStats(repairs) == float64(len(m.missed)), fmt.Sprintf("read repairs per node %v, want %d in all", repairs, len(m.missed))
 	})
-	for _, name := range []string{"ae_keys_received", "transfer_keys_received"} {
-		if got := nodeStats(t, cl, c, name, 0, 1, 2); sumStats(got) != 0 {
-			t.Errorf("%s per node = %v with anti-entropy off (and no ring change), want 0", name, got)
+	for _, f := range []figure{aeKeysReceived, transferKeysReceived} {
+		if got := nodeStats(t, cl, c, f, 0, 1, 2); sumStats(got) != 0 {
+			t.Errorf("%s per node = %v with anti-entropy off (and no ring change), want 0", f.name, got)
 		}
 	}
 }
@@ -450,7 +439,7 @@ func TestE2EHandoffFallbackRestart(t *testing.T) {
 			return false, err.Error()
 		}
 		got := pendingHints(info, string(node3))
-		return got == float64(len(want)), fmt.Sprintf("node-4 holds %v hints for node-3 (detail %v), want %d", got, info.Detail["hints_pending"], len(want))
+		return got == float64(len(want)), fmt.Sprintf("node-4 holds %v hints for node-3 (detail %v), want %d", got, info.Handoff.Pending, len(want))
 	})
 
 	// SIGKILL the fallback and restart it on its data directory while
@@ -472,7 +461,7 @@ func TestE2EHandoffFallbackRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := pendingHints(info, string(node3)); got != float64(len(want)) {
-		t.Fatalf("after its kill -9 and restart node-4 holds %v hints for node-3 (detail %v), want %d", got, info.Detail["hints_pending"], len(want))
+		t.Fatalf("after its kill -9 and restart node-4 holds %v hints for node-3 (detail %v), want %d", got, info.Handoff.Pending, len(want))
 	}
 
 	// node-3 returns; node-4 alone delivers.
@@ -492,8 +481,8 @@ func TestE2EHandoffFallbackRestart(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return info.Stats["hints_replayed"] == float64(len(want)) && pendingHints(info, string(node3)) == 0,
-			fmt.Sprintf("node-4 replayed %v (want %d), pending %v", info.Stats["hints_replayed"], len(want), info.Detail["hints_pending"])
+		return float64(info.Handoff.Replayed) == float64(len(want)) && pendingHints(info, string(node3)) == 0,
+			fmt.Sprintf("node-4 replayed %v (want %d), pending %v", float64(info.Handoff.Replayed), len(want), info.Handoff.Pending)
 	})
 	// node-4 is no home replica of these keys: it drops its copies once
 	// delivered.
@@ -582,7 +571,7 @@ func TestE2EHandoffReplayMergesVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := pendingHints(info, string(node3)); got != 6 {
-		t.Fatalf("node-1 holds %v hints for node-3 (detail %v), want 6", got, info.Detail["hints_pending"])
+		t.Fatalf("node-1 holds %v hints for node-3 (detail %v), want 6", got, info.Handoff.Pending)
 	}
 
 	// node-3 returns with v1 of every key; the replay must not lose v2.
@@ -620,7 +609,7 @@ func TestE2EHandoffReplayMergesVersions(t *testing.T) {
 			}
 		}
 	}
-	if got := nodeStats(t, cl, c, "hints_replayed", 0); got[0] != 6 {
+	if got := nodeStats(t, cl, c, hintsReplayed, 0); got[0] != 6 {
 		t.Errorf("node-1 replayed %v hints, want 6", got[0])
 	}
 }

@@ -122,8 +122,8 @@ func waitSettled(t *testing.T, c *localcluster.Cluster, idx ...int) {
 				if m.Ring == "active" {
 					active++
 				}
-				if m.ID == st.Node && (m.Info == nil || m.Info.Stats["partitions_syncing"] != 0 || m.Ring != "active") {
-					return false, fmt.Sprintf("%s is %s, syncing %v", m.ID, m.Ring, m.Info.Stats["partitions_syncing"])
+				if m.ID == st.Node && (m.Info == nil || m.Info.Ownership.PartitionsSyncing != 0 || m.Ring != "active") {
+					return false, fmt.Sprintf("%s is %s, syncing %v", m.ID, m.Ring, m.Info.Ownership.PartitionsSyncing)
 				}
 			}
 			if active != len(idx) {
@@ -175,7 +175,7 @@ func partitionsHeld(t *testing.T, c *localcluster.Cluster, i int) float64 {
 	}
 	for _, m := range st.Members {
 		if m.ID == st.Node && m.Info != nil {
-			return m.Info.Stats["partitions_held"]
+			return float64(m.Info.Ownership.PartitionsHeld)
 		}
 	}
 	t.Fatalf("no figures from %s", c.Nodes[i].ID)

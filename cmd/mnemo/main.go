@@ -47,7 +47,7 @@ func main() {
 		err = ec.err
 	}
 	if err != nil && !errors.Is(err, client.ErrNotFound) {
-		fmt.Fprintln(os.Stderr, "mnemo:", trimPrefix(err.Error()))
+		fmt.Fprintln(os.Stderr, err) // as it is: the client's errors say "mnemo: "
 	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "mnemo: not found")
 	}
@@ -57,12 +57,3 @@ func main() {
 // extraCommands are added by other files of this package (demo, bench,
 // chaos), so each stays in its own file.
 var extraCommands []func() *cobra.Command
-
-func trimPrefix(s string) string {
-	for _, p := range []string{"mnemo: ", "node: "} {
-		if len(s) > len(p) && s[:len(p)] == p {
-			s = s[len(p):]
-		}
-	}
-	return s
-}

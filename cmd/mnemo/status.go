@@ -55,13 +55,13 @@ func printStatus(st *client.Status) {
 	tw.Flush()
 	// Subsystem figures, one line per node, only the non-zero ones.
 	for _, m := range st.Members {
-		if m.Info == nil || len(m.Info.Stats) == 0 {
+		if m.Info == nil {
 			continue
 		}
 		var parts []string
-		for k, v := range m.Info.Stats {
-			if v != 0 {
-				parts = append(parts, fmt.Sprintf("%s=%g", k, v))
+		for _, c := range m.Info.Counters() {
+			if c.Value != 0 {
+				parts = append(parts, fmt.Sprintf("%s=%g", c.Name, c.Value))
 			}
 		}
 		sort.Strings(parts)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/benchutil"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func (b *bench) aeAndTransfer(ctx context.Context) error {
@@ -241,7 +242,7 @@ func (b *bench) mixedOpenLoop(ctx context.Context, cl *client.Client, rate float
 // measureRound waits for the next periodic round of every pair and
 // measures it. The round is complete when, for every partition and every
 // pair of nodes, one side reports the pair last seen in sync after the
-// start (Info.Detail["ae_last_in_sync"]); the bytes are what all nodes
+// start (Info.AntiEntropy.Pairs); the bytes are what all nodes
 // sent meanwhile (ae_bytes_sent). A node exchanges each partition when it
 // is due, so a round may be spread over several of the scheduler's ticks;
 // the time it took is bounded by the polls during which the exchange
@@ -255,14 +256,14 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 	// be finishing: start once no anti-entropy byte has moved for 1 s.
 	var before []*client.NodeInfo
 	quietSince, lastBytes := time.Now(), -1.0
-	err := benchPoll(ctx, time.Minute, 200*time.Millisecond, "anti-entropy quiet", func() (bool, string) {
+	err := poll.Until(ctx, time.Minute, 200*time.Millisecond, "anti-entropy quiet", func() (bool, string) {
 		infos, err := bc.infos(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
 		sum := 0.0
 		for _, in := range infos {
-			sum += nodeStat(in, "ae_bytes_sent")
+			sum += float64(in.AntiEntropy.BytesSent)
 		}
 		if sum != lastBytes {
 			quietSince, lastBytes = time.Now(), sum
@@ -278,10 +279,10 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 	var busy time.Duration
 	prevT, prevSum := t0, 0.0
 	for _, in := range before {
-		prevSum += nodeStat(in, "ae_exchanges")
+		prevSum += float64(in.AntiEntropy.Exchanges)
 	}
 	var now []*client.NodeInfo
-	err = benchPoll(ctx, 2*b.o.AeInterval+time.Minute, every, "a full anti-entropy round", func() (bool, string) {
+	err = poll.Until(ctx, 2*b.o.AeInterval+time.Minute, every, "a full anti-entropy round", func() (bool, string) {
 		infos, err := bc.infos(ctx)
 		t := time.Now()
 		if err != nil {
@@ -290,7 +291,7 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 		now = infos
 		sum := 0.0
 		for i := range n {
-			sum += nodeStat(infos[i], "ae_exchanges")
+			sum += float64(infos[i].AntiEntropy.Exchanges)
 		}
 		if sum != prevSum {
 			busy += t.Sub(prevT)
@@ -300,13 +301,13 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 			lastChange = t
 		}
 		prevT, prevSum = t, sum
-		synced := make([]map[string]map[string]time.Time, n)
+		synced := make([]map[uint32]map[string]time.Time, n)
 		for i := range n {
 			synced[i] = lastInSync(infos[i])
 		}
 		pending := 0
 		for p := range partitions {
-			k := fmt.Sprint(p)
+			k := uint32(p)
 			for i := range n {
 				for j := i + 1; j < n; j++ {
 					if !synced[i][k][bc.Nodes[j].ID].After(t0) && !synced[j][k][bc.Nodes[i].ID].After(t0) {
@@ -326,8 +327,8 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 		r.SpreadSeconds = lastChange.Sub(first).Seconds()
 	}
 	for i := range n {
-		r.Exchanges += nodeStat(now[i], "ae_exchanges") - nodeStat(before[i], "ae_exchanges")
-		r.Bytes += nodeStat(now[i], "ae_bytes_sent") - nodeStat(before[i], "ae_bytes_sent")
+		r.Exchanges += float64(now[i].AntiEntropy.Exchanges) - float64(before[i].AntiEntropy.Exchanges)
+		r.Bytes += float64(now[i].AntiEntropy.BytesSent) - float64(before[i].AntiEntropy.BytesSent)
 	}
 	// Partitions compared early in the round may come due again before
 	// the last is compared: count the bytes of one exchange per partition
@@ -339,38 +340,20 @@ func (b *bench) measureRound(ctx context.Context, bc *benchCluster, partitions i
 	return r, nil
 }
 
-// lastInSync reads a node's Info.Detail["ae_last_in_sync"]: partition ->
-// peer -> when their roots were last seen equal (absent: never).
-func lastInSync(info *client.NodeInfo) map[string]map[string]time.Time {
-	out := map[string]map[string]time.Time{}
-	if info == nil {
-		return out
-	}
-	for p, peers := range anyMap(info.Detail["ae_last_in_sync"]) {
-		m := map[string]time.Time{}
-		for peer, ts := range anyMap(peers) {
-			if t, err := time.Parse("2006-01-02T15:04:05.000Z", fmt.Sprint(ts)); err == nil {
-				m[peer] = t
-			}
+// lastInSync reads a node's anti-entropy pairs: partition -> peer -> when
+// their roots were last seen equal (absent: never).
+func lastInSync(info *client.NodeInfo) map[uint32]map[string]time.Time {
+	out := map[uint32]map[string]time.Time{}
+	for _, pr := range info.AntiEntropy.Pairs {
+		if pr.LastInSync.IsZero() {
+			continue
 		}
-		out[p] = m
+		if out[pr.Partition] == nil {
+			out[pr.Partition] = map[string]time.Time{}
+		}
+		out[pr.Partition][pr.Peer] = pr.LastInSync
 	}
 	return out
-}
-
-// anyMap reads a map decoded from msgpack or JSON.
-func anyMap(v any) map[string]any {
-	switch m := v.(type) {
-	case map[string]any:
-		return m
-	case map[any]any:
-		out := make(map[string]any, len(m))
-		for k, x := range m {
-			out[fmt.Sprint(k)] = x
-		}
-		return out
-	}
-	return nil
 }
 
 // repairNode3 kills node-3, writes --ae-missing new keys of key space prefix
@@ -433,7 +416,7 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 	defer stopLoad()
 	var alive, trees time.Time
 	var infos []*client.NodeInfo
-	err = benchPoll(ctx, o.WaitTimeout, repairPollEvery, "equal Merkle roots after node-3's restart", func() (bool, string) {
+	err = poll.Until(ctx, o.WaitTimeout, repairPollEvery, "equal Merkle roots after node-3's restart", func() (bool, string) {
 		t := time.Now()
 		_, st, err := bc.info(ctx, 0)
 		if err != nil {
@@ -450,7 +433,7 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 			return false, err.Error()
 		}
 		n3 := infos[down]
-		if trees.IsZero() && nodeStat(n3, "ae_trees_built") >= float64(partitions) {
+		if trees.IsZero() && float64(n3.AntiEntropy.TreesBuilt) >= float64(partitions) {
 			trees = t
 		}
 		if under != nil && keysAt == 0 {
@@ -476,10 +459,10 @@ func (b *bench) repairNode3(ctx context.Context, bc *benchCluster, partitions in
 		r.SecondsToTrees = trees.Sub(t0).Seconds()
 	}
 	for i, in := range before {
-		r.BytesSent += nodeStat(infos[i], "ae_bytes_sent") - nodeStat(in, "ae_bytes_sent")
+		r.BytesSent += float64(infos[i].AntiEntropy.BytesSent) - float64(in.AntiEntropy.BytesSent)
 	}
-	r.BytesSent += nodeStat(infos[down], "ae_bytes_sent") // a new process: from zero
-	r.KeysReceived = nodeStat(infos[down], "ae_keys_received")
+	r.BytesSent += float64(infos[down].AntiEntropy.BytesSent) // a new process: from zero
+	r.KeysReceived = float64(infos[down].AntiEntropy.KeysReceived)
 	if missing > 0 {
 		r.BytesPerByte = r.BytesSent / float64(missing)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/benchutil"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // benchCluster is a local cluster started by the bench.
@@ -169,39 +170,18 @@ func (bc *benchCluster) infos(ctx context.Context, idx ...int) ([]*client.NodeIn
 	return out, nil
 }
 
-// stat returns a named figure of a report (0 when absent).
-func nodeStat(info *client.NodeInfo, name string) float64 {
-	if info == nil {
-		return 0
-	}
-	return info.Stats[name]
-}
-
-// benchRoots returns a node's Merkle roots, partition -> root (hex), for the
-// partitions whose trees are built: Info.Detail["ae_roots"].
-func benchRoots(info *client.NodeInfo) map[string]string {
-	out := map[string]string{}
-	if info == nil {
-		return out
-	}
-	for k, v := range anyMap(info.Detail["ae_roots"]) {
-		out[k] = fmt.Sprint(v)
-	}
-	return out
-}
-
 // benchRootsEqual reports whether every node reports a root for each of the
 // partitions and they are all equal (every node is a home replica of every
 // partition: 3 nodes, N=3). It says what differs when they are not.
 func benchRootsEqual(infos []*client.NodeInfo, partitions int) (bool, string) {
-	all := make([]map[string]string, len(infos))
+	all := make([]map[uint32]uint64, len(infos))
 	for i, in := range infos {
-		all[i] = benchRoots(in)
+		all[i] = in.AntiEntropy.Roots
 	}
 	differ, missing := 0, 0
 	first := ""
 	for p := range partitions {
-		k := fmt.Sprint(p)
+		k := uint32(p)
 		r0, ok := all[0][k]
 		if !ok {
 			missing++
@@ -214,7 +194,7 @@ func benchRootsEqual(infos []*client.NodeInfo, partitions int) (bool, string) {
 			} else if r != r0 {
 				differ++
 				if first == "" {
-					first = fmt.Sprintf("partition %d: %s has %s, %s has %s", p, infos[0].ID, r0, infos[i].ID, r)
+					first = fmt.Sprintf("partition %d: %s has %016x, %s has %016x", p, infos[0].ID, r0, infos[i].ID, r)
 				}
 			}
 		}
@@ -225,76 +205,15 @@ func benchRootsEqual(infos []*client.NodeInfo, partitions int) (bool, string) {
 	return false, fmt.Sprintf("%d partition roots differ, %d not reported (trees not built); %s", differ, missing, first)
 }
 
-// benchPendingHints returns how many hints a node holds for target:
-// Info.Detail["hints_pending"], target -> count.
+// benchPendingHints returns how many hints a node holds for target.
 func benchPendingHints(info *client.NodeInfo, target string) float64 {
-	if info == nil {
-		return 0
-	}
-	return benchNumber(anyMap(info.Detail["hints_pending"])[target])
-}
-
-// benchNumber reads a number decoded from msgpack or JSON.
-func benchNumber(v any) float64 {
-	switch x := v.(type) {
-	case int:
-		return float64(x)
-	case int8:
-		return float64(x)
-	case int16:
-		return float64(x)
-	case int32:
-		return float64(x)
-	case int64:
-		return float64(x)
-	case uint:
-		return float64(x)
-	case uint8:
-		return float64(x)
-	case uint16:
-		return float64(x)
-	case uint32:
-		return float64(x)
-	case uint64:
-		return float64(x)
-	case float32:
-		return float64(x)
-	case float64:
-		return x
-	}
-	return 0
-}
-
-// poll calls cond every interval until it holds (nil) or timeout passes,
-// then returns an error with what cond last reported.
-func benchPoll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	last := ""
-	for {
-		ok, seen := cond()
-		if ok {
-			return nil
-		}
-		if seen != "" {
-			last = seen
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v still not %s; last seen: %s", timeout, what, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last seen: %s)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
+	return float64(info.Handoff.Pending[target])
 }
 
 // waitRootsEqual waits until the given nodes report equal Merkle roots for
 // every partition.
 func (bc *benchCluster) waitRootsEqual(ctx context.Context, partitions int, idx ...int) error {
-	return benchPoll(ctx, bc.b.o.WaitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
+	return poll.Until(ctx, bc.b.o.WaitTimeout, 100*time.Millisecond, "equal Merkle roots", func() (bool, string) {
 		infos, err := bc.infos(ctx, idx...)
 		if err != nil {
 			return false, err.Error()
@@ -524,7 +443,7 @@ func (bc *benchCluster) waitQuiet(ctx context.Context, limit time.Duration) (tim
 		return sum
 	}
 	busy := 0.0
-	err := benchPoll(ctx, limit, 500*time.Millisecond, "quiet nodes", func() (bool, string) {
+	err := poll.Until(ctx, limit, 500*time.Millisecond, "quiet nodes", func() (bool, string) {
 		now := sample{time.Now(), cpu()}
 		hist = append(hist, now)
 		for len(hist) > 1 && now.at.Sub(hist[1].at) >= window {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func (b *bench) handoffPhase(ctx context.Context) error {
@@ -57,7 +58,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 	replayed0 := 0.0
 	for _, in := range before {
 		h.HintsStored += benchPendingHints(in, target)
-		replayed0 += nodeStat(in, "hints_replayed")
+		replayed0 += float64(in.Handoff.Replayed)
 	}
 	b.progress("hints: %.0f hints held for node-3 (%.0f keys/s written); restarting node-3", h.HintsStored, lf.KeysPerSec)
 
@@ -68,7 +69,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 	}
 	var alive, firstReplay time.Time
 	var replayed float64
-	err = benchPoll(ctx, o.WaitTimeout, 100*time.Millisecond, "node-3 holding every key by hint replay", func() (bool, string) {
+	err = poll.Until(ctx, o.WaitTimeout, 100*time.Millisecond, "node-3 holding every key by hint replay", func() (bool, string) {
 		pollStart := time.Now()
 		_, st, err := bc.info(ctx, 0)
 		if err != nil {
@@ -89,7 +90,7 @@ func (b *bench) handoffPhase(ctx context.Context) error {
 		replayed = -replayed0
 		for _, in := range infos[:2] {
 			pending += benchPendingHints(in, target)
-			replayed += nodeStat(in, "hints_replayed")
+			replayed += float64(in.Handoff.Replayed)
 		}
 		if replayed > 0 && firstReplay.IsZero() {
 			firstReplay = pollStart

@@ -28,6 +28,7 @@ import (
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/benchutil"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // The systems of the peer phase, in the order each round runs them.
@@ -737,7 +738,7 @@ func (b *bench) startOlric(ctx context.Context, bin, dir string) (*peerTarget, e
 		return nil, err
 	}
 	const timeout = time.Minute
-	err = benchPoll(ctx, timeout, 50*time.Millisecond, "olric-1 answering CLUSTER.MEMBERS", func() (bool, string) {
+	err = poll.Until(ctx, timeout, 50*time.Millisecond, "olric-1 answering CLUSTER.MEMBERS", func() (bool, string) {
 		n, seen := members()
 		if n < 0 {
 			return false, seen
@@ -750,7 +751,7 @@ func (b *bench) startOlric(ctx context.Context, bin, dir string) (*peerTarget, e
 	if err == nil {
 		t.addr = srvs[0].addr
 		probe := "bench-probe"
-		err = benchPoll(ctx, timeout, 100*time.Millisecond, "a 3-member Olric cluster answering DM.PUT and DM.GET", func() (bool, string) {
+		err = poll.Until(ctx, timeout, 100*time.Millisecond, "a 3-member Olric cluster answering DM.PUT and DM.GET", func() (bool, string) {
 			n, seen := members()
 			if n != 3 {
 				return false, seen

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/internal/benchutil"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // The pairings of the ratio table. The first is issue 6's target: mnemo as
@@ -247,7 +248,7 @@ func startBenchRedis(ctx context.Context, bin, dir string, args []string) (*benc
 	}
 	s := &benchRedisServer{addr: addr, cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.done) }()
-	err = benchPoll(ctx, 10*time.Second, 20*time.Millisecond, "redis-server answering PING", func() (bool, string) {
+	err = poll.Until(ctx, 10*time.Second, 20*time.Millisecond, "redis-server answering PING", func() (bool, string) {
 		select {
 		case <-s.done:
 			return false, "redis-server exited; see " + filepath.Join(dir, "redis.log")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
@@ -37,13 +38,13 @@ func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
 	}
 	var first, lastMove time.Time
 	var keys, bytes float64
-	err = benchPoll(ctx, o.WaitTimeout, 100*time.Millisecond, p.ID+" active in every node's ring", func() (bool, string) {
+	err = poll.Until(ctx, o.WaitTimeout, 100*time.Millisecond, p.ID+" active in every node's ring", func() (bool, string) {
 		tp := time.Now()
 		in, st4, err := bc.info(ctx, idx)
 		if err != nil {
 			return false, err.Error()
 		}
-		k, by := nodeStat(in, "transfer_keys_received"), nodeStat(in, "transfer_bytes_received")
+		k, by := float64(in.Ownership.KeysReceived), float64(in.Ownership.BytesReceived)
 		if k > 0 && first.IsZero() {
 			first = tp
 		}
@@ -51,7 +52,7 @@ func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
 			lastMove = tp
 		}
 		keys, bytes = k, by
-		seen := fmt.Sprintf("%s received %.0f keys, %.0f bytes, %.0f partitions syncing", p.ID, k, by, nodeStat(in, "partitions_syncing"))
+		seen := fmt.Sprintf("%s received %.0f keys, %.0f bytes, %.0f partitions syncing", p.ID, k, by, float64(in.Ownership.PartitionsSyncing))
 		if !benchAllActive(st4, len(bc.Nodes)) {
 			return false, seen + "; " + p.ID + " does not see every node active yet"
 		}
@@ -77,10 +78,10 @@ func (b *bench) transferPhase(ctx context.Context, bc *benchCluster) error {
 	}
 	// Keys and bytes received by every node: the joiner's from zero, the
 	// others' as deltas (a join moves data to the joiner only, normally).
-	t.KeysReceived, t.BytesReceived = nodeStat(after[idx], "transfer_keys_received"), nodeStat(after[idx], "transfer_bytes_received")
+	t.KeysReceived, t.BytesReceived = float64(after[idx].Ownership.KeysReceived), float64(after[idx].Ownership.BytesReceived)
 	for i, in := range before {
-		t.KeysReceived += nodeStat(after[i], "transfer_keys_received") - nodeStat(in, "transfer_keys_received")
-		t.BytesReceived += nodeStat(after[i], "transfer_bytes_received") - nodeStat(in, "transfer_bytes_received")
+		t.KeysReceived += float64(after[i].Ownership.KeysReceived) - float64(in.Ownership.KeysReceived)
+		t.BytesReceived += float64(after[i].Ownership.BytesReceived) - float64(in.Ownership.BytesReceived)
 	}
 	t.SecondsToActive = el.Seconds()
 	t.MBPerSec, t.KeysPerSec = t.BytesReceived/1e6/el.Seconds(), t.KeysReceived/el.Seconds()

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Op is one operation of a load. rnd belongs to the calling goroutine.
@@ -158,27 +160,29 @@ type EachResult struct {
 // about increasing i, until done or ctx ends. It is the loader: fn does
 // its own retries, and a returned error counts the item as failed.
 func Each(ctx context.Context, callers, n int, fn func(ctx context.Context, i int) error) EachResult {
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					failed.Add(1)
-				}
-			}
-		}()
+	if callers <= 0 {
+		return EachResult{}
 	}
-	wg.Wait()
+	var started int
+	var failed atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(callers)
+	start := time.Now()
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		started++
+		g.Go(func() error {
+			if err := fn(ctx, i); err != nil {
+				failed.Add(1)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // failures are counted, not returned
 	r := EachResult{Failed: int(failed.Load()), Elapsed: time.Since(start)}
-	r.Done = min(n, int(next.Load())) - r.Failed
+	r.Done = started - r.Failed
 	if r.Elapsed > 0 {
 		r.PerSec = float64(r.Done) / r.Elapsed.Seconds()
 	}

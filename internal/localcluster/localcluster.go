@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 )
 
 // Options configure a cluster.
@@ -44,6 +46,14 @@ type Options struct {
 	HTTP, RESP bool
 	// Env adds environment variables to every node.
 	Env []string
+	// Wrap, when set, returns the command node i runs under, before the
+	// binary (chaos: `ip netns exec <ns>`). The wrapper must exec the node
+	// in place, so that the pid signalled is the node's.
+	Wrap func(i int) []string
+	// PIDFiles writes each running node's pid to its Proc.PIDFile, for
+	// operators' scripts, and removes it when the process has exited
+	// (unless something else has replaced it).
+	PIDFiles bool
 }
 
 // Proc is one node process.
@@ -54,6 +64,8 @@ type Proc struct {
 	// where it was.
 	RPC, Gossip, HTTP, RESP string
 	DataDir, LogFile        string
+	// PIDFile is where Options.PIDFiles keeps the running pid.
+	PIDFile string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -215,6 +227,7 @@ func (c *Cluster) Add() (int, error) {
 	}
 	p.DataDir = filepath.Join(c.opts.Dir, p.ID)
 	p.LogFile = filepath.Join(c.opts.Dir, p.ID+".log")
+	p.PIDFile = filepath.Join(c.opts.Dir, p.ID+".pid")
 	c.Nodes = append(c.Nodes, p)
 	return i, nil
 }
@@ -260,19 +273,33 @@ func (c *Cluster) Args(i int) []string {
 	return args
 }
 
+// Command returns node i's full command line: Options.Wrap's prefix, the
+// binary and Args(i).
+func (c *Cluster) Command(i int) []string {
+	var argv []string
+	if c.opts.Wrap != nil {
+		argv = append(argv, c.opts.Wrap(i)...)
+	}
+	return append(append(argv, c.opts.Binary), c.Args(i)...)
+}
+
+// ErrRunning is returned by Start for a node that is running.
+var ErrRunning = errors.New("localcluster: node is already running")
+
 // Start starts node i (again) on its data directory and addresses.
 func (c *Cluster) Start(i int) error {
 	p := c.Nodes[i]
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
-		return fmt.Errorf("localcluster: %s is already running", p.ID)
+		return fmt.Errorf("%w: %s", ErrRunning, p.ID)
 	}
 	logf, err := os.OpenFile(p.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(c.opts.Binary, c.Args(i)...)
+	argv := c.Command(i)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), c.opts.Env...)
 	// Pdeathsig kills the child if the process that started it dies
@@ -283,12 +310,16 @@ func (c *Cluster) Start(i int) error {
 		logf.Close()
 		return fmt.Errorf("localcluster: start %s: %w", p.ID, err)
 	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	if c.opts.PIDFiles {
+		_ = os.WriteFile(p.PIDFile, []byte(pid+"\n"), 0o644) // best effort: for scripts
+	}
 	p.cmd = cmd
 	p.paused = false
 	p.exited = false
 	done := make(chan struct{})
 	p.done = done
-	go func() {
+	go func() { // owned by the Proc: ends when the process does; Close kills it
 		cmd.Wait()
 		logf.Close()
 		p.mu.Lock()
@@ -297,19 +328,36 @@ func (c *Cluster) Start(i int) error {
 			p.exited = true
 		}
 		p.mu.Unlock()
+		if c.opts.PIDFiles {
+			// Remove the pid file unless someone (an operator's restart
+			// script) has replaced it: a stale pid could name another
+			// process by the time a script reads it.
+			if b, err := os.ReadFile(p.PIDFile); err == nil && strings.TrimSpace(string(b)) == pid {
+				_ = os.Remove(p.PIDFile)
+			}
+		}
 		close(done)
 	}()
 	return nil
 }
 
-// signal sends sig to node i and, if wait, waits for it to exit.
-func (c *Cluster) signal(i int, sig syscall.Signal, wait time.Duration) error {
+// Signal sends sig to node i; with wait > 0 it waits that long for the
+// process to exit, then kills it (and says so). A paused node is continued
+// first unless sig is SIGKILL (which ends a stopped process as it is, as a
+// crash would), SIGSTOP or SIGCONT: a stopped process acts on other
+// signals only once continued.
+func (c *Cluster) Signal(i int, sig syscall.Signal, wait time.Duration) error {
 	p := c.Nodes[i]
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
-	if cmd != nil && p.paused && sig != syscall.SIGCONT && sig != syscall.SIGSTOP {
-		// A stopped process does not act on SIGTERM until continued.
-		cmd.Process.Signal(syscall.SIGCONT)
+	if cmd != nil && p.paused && sig != syscall.SIGCONT && sig != syscall.SIGSTOP && sig != syscall.SIGKILL {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		p.paused = false
+	}
+	switch sig {
+	case syscall.SIGSTOP:
+		p.paused = cmd != nil
+	case syscall.SIGCONT:
 		p.paused = false
 	}
 	p.mu.Unlock()
@@ -322,45 +370,29 @@ func (c *Cluster) signal(i int, sig syscall.Signal, wait time.Duration) error {
 	if wait == 0 {
 		return nil
 	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
 	case <-done:
 		return nil
-	case <-time.After(wait):
-		cmd.Process.Kill()
+	case <-t.C:
+		_ = cmd.Process.Kill()
 		<-done
 		return fmt.Errorf("localcluster: %s did not exit within %v after %v; killed", p.ID, wait, sig)
 	}
 }
 
 // Kill stops node i with SIGKILL (a crash) and waits for it.
-func (c *Cluster) Kill(i int) error { return c.signal(i, syscall.SIGKILL, 10*time.Second) }
+func (c *Cluster) Kill(i int) error { return c.Signal(i, syscall.SIGKILL, 10*time.Second) }
 
 // Stop stops node i with SIGTERM (a clean shutdown) and waits for it.
-func (c *Cluster) Stop(i int) error { return c.signal(i, syscall.SIGTERM, 15*time.Second) }
+func (c *Cluster) Stop(i int) error { return c.Signal(i, syscall.SIGTERM, 15*time.Second) }
 
 // Pause freezes node i with SIGSTOP.
-func (c *Cluster) Pause(i int) error {
-	if err := c.signal(i, syscall.SIGSTOP, 0); err != nil {
-		return err
-	}
-	p := c.Nodes[i]
-	p.mu.Lock()
-	p.paused = true
-	p.mu.Unlock()
-	return nil
-}
+func (c *Cluster) Pause(i int) error { return c.Signal(i, syscall.SIGSTOP, 0) }
 
 // Resume continues node i after Pause.
-func (c *Cluster) Resume(i int) error {
-	if err := c.signal(i, syscall.SIGCONT, 0); err != nil {
-		return err
-	}
-	p := c.Nodes[i]
-	p.mu.Lock()
-	p.paused = false
-	p.mu.Unlock()
-	return nil
-}
+func (c *Cluster) Resume(i int) error { return c.Signal(i, syscall.SIGCONT, 0) }
 
 // Wipe deletes node i's data directory; the node must be stopped.
 func (c *Cluster) Wipe(i int) error {
@@ -394,8 +426,8 @@ func (c *Cluster) Client(idx ...int) (*client.Client, error) {
 
 // WaitConverged waits until each of the given nodes answers status and sees
 // exactly the given nodes alive and active in the ring (and the others not
-// alive). It returns the
-// last thing seen when ctx ends.
+// alive). When ctx ends it returns an error with the last thing seen; when
+// one of them exits, one with the end of its log.
 func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 	want := map[string]bool{}
 	for _, i := range alive {
@@ -406,52 +438,46 @@ func (c *Cluster) WaitConverged(ctx context.Context, alive ...int) error {
 		return err
 	}
 	defer cl.Close()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	for {
-		ok := true
+	// A node that exits ends the wait at once: pctx is cancelled with the
+	// reason in exited.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var exited error
+	err = poll.Until(pctx, 0, 50*time.Millisecond, "localcluster: cluster converged", func() (bool, string) {
 		for _, i := range alive {
 			if c.Nodes[i].Exited() {
-				return fmt.Errorf("localcluster: %s has exited; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
+				exited = fmt.Errorf("localcluster: %s has exited; the end of its log:\n%s", c.Nodes[i].ID, c.Nodes[i].LogTail(5))
+				cancel()
+				return false, exited.Error()
 			}
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			sctx, cancel := context.WithTimeout(pctx, time.Second)
 			st, err := cl.Status(sctx, client.Node(c.Nodes[i].RPC))
 			cancel()
 			if err != nil {
-				ok, last = false, fmt.Sprintf("%s: %v", c.Nodes[i].ID, err)
-				break
+				return false, fmt.Sprintf("%s: %v", c.Nodes[i].ID, err)
 			}
 			seen := 0
 			for _, m := range st.Members {
 				if (m.Liveness == "alive") != want[m.ID] {
-					ok, last = false, fmt.Sprintf("%s sees %s %s", c.Nodes[i].ID, m.ID, m.Liveness)
-					break
+					return false, fmt.Sprintf("%s sees %s %s", c.Nodes[i].ID, m.ID, m.Liveness)
 				}
 				if want[m.ID] && m.Ring != "active" {
-					ok, last = false, fmt.Sprintf("%s sees %s %s in the ring", c.Nodes[i].ID, m.ID, m.Ring)
-					break
+					return false, fmt.Sprintf("%s sees %s %s in the ring", c.Nodes[i].ID, m.ID, m.Ring)
 				}
 				if want[m.ID] {
 					seen++
 				}
 			}
-			if ok && seen != len(want) {
-				ok, last = false, fmt.Sprintf("%s sees %d of %d members", c.Nodes[i].ID, seen, len(want))
-			}
-			if !ok {
-				break
+			if seen != len(want) {
+				return false, fmt.Sprintf("%s sees %d of %d members", c.Nodes[i].ID, seen, len(want))
 			}
 		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("localcluster: cluster did not converge: %s", last)
-		case <-tick.C:
-		}
+		return true, ""
+	})
+	if exited != nil {
+		return exited
 	}
+	return err
 }
 
 // Close kills every node still running and waits for them. Idempotent.

@@ -28,23 +28,6 @@ func newRand(t testing.TB) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-// eventually polls cond until it holds or timeout passes, then fails with
-// what cond last reported.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still false after %v; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(time.Millisecond) // poll interval, not a wait for an event
-	}
-}
-
 // startServer serves h on a fresh loopback port until the test ends.
 func startServer(t testing.TB, cfg ServerConfig, h Handler) (*Server, string) {
 	t.Helper()

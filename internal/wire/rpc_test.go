@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/testutil"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -197,7 +199,7 @@ func TestCallTimeout(t *testing.T) {
 		t.Fatalf("after timeout: %q %v", resp, err)
 	}
 	close(release)
-	eventually(t, 5*time.Second, "slow handler finishes", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "slow handler finishes", func() (bool, string) {
 		return slowDone.Load(), "handler still running"
 	})
 	if _, resp, err := c.Call(ok, 1, []byte("b")); err != nil || string(resp) != "b" {
@@ -306,7 +308,7 @@ func TestBadInput(t *testing.T) {
 		start := time.Now()
 		waitClosed(t, nc) // FrameTimeout is 100ms
 		t.Logf("disconnected after %v", time.Since(start))
-		eventually(t, 5*time.Second, "stall counted", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "stall counted", func() (bool, string) {
 			got := s.Stats().ProtocolErrors
 			return got > before, fmt.Sprintf("ProtocolErrors %d", got)
 		})
@@ -340,7 +342,7 @@ func TestBadInput(t *testing.T) {
 		healthy("unknown kind")
 	})
 
-	eventually(t, 5*time.Second, "bad connections closed", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "bad connections closed", func() (bool, string) {
 		st := s.Stats()
 		return st.ConnsOpen == 1, fmt.Sprintf("%+v", st)
 	})
@@ -411,7 +413,7 @@ func TestBackpressure(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 5*time.Second, "two handlers running", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "two handlers running", func() (bool, string) {
 		n := running.Load()
 		return n == 2, fmt.Sprintf("%d running", n)
 	})
@@ -448,7 +450,7 @@ func TestServerCloseInFlight(t *testing.T) {
 			errs <- err
 		}()
 	}
-	eventually(t, 5*time.Second, "all handlers started", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "all handlers started", func() (bool, string) {
 		n := started.Load()
 		return n == calls, fmt.Sprintf("%d started", n)
 	})
@@ -495,7 +497,7 @@ func TestPoolRedialsAfterRestart(t *testing.T) {
 	}
 	serveOn(t, l2, ServerConfig{}, echo)
 	var last error
-	eventually(t, 5*time.Second, "pool reaches the restarted server", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "pool reaches the restarted server", func() (bool, string) {
 		_, resp, err := p.Call(ctx, addr, 1, []byte("back"))
 		last = err
 		return err == nil && string(resp) == "back", fmt.Sprint(last)
@@ -547,7 +549,7 @@ func TestConnClose(t *testing.T) {
 		_, _, err := c.Call(ctxTimeout(t, 10*time.Second), 1, nil)
 		errc <- err
 	}()
-	eventually(t, 5*time.Second, "call pending", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "call pending", func() (bool, string) {
 		n := 0
 		for i := range c.shards {
 			c.shards[i].mu.Lock()
@@ -656,7 +658,7 @@ func TestPoolRetiresIdleConns(t *testing.T) {
 	}
 	clock.Add(int64(61 * time.Second))
 	call()
-	eventually(t, 5*time.Second, "idle conn replaced", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "idle conn replaced", func() (bool, string) {
 		st := s.Stats()
 		return st.ConnsAccepted == 2 && st.ConnsOpen == 1, fmt.Sprintf("%+v", st)
 	})
@@ -674,7 +676,7 @@ func TestPoolCloseAddr(t *testing.T) {
 	}
 	p.CloseAddr(addr)
 	p.CloseAddr("127.0.0.1:1") // unknown: no-op
-	eventually(t, 5*time.Second, "server sees the conns close", func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, "server sees the conns close", func() (bool, string) {
 		st := s.Stats()
 		return st.ConnsOpen == 0, fmt.Sprintf("%+v", st)
 	})
@@ -735,7 +737,7 @@ func TestServerWriteTimeout(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 10*time.Second, "server closes the non-reading connection", func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, "server closes the non-reading connection", func() (bool, string) {
 		st := srv.Stats()
 		return st.ConnsAccepted == 1 && st.ConnsOpen == 0, fmt.Sprintf("%+v", st)
 	})

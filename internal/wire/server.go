@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/netutil"
 )
 
 const (
@@ -152,26 +154,16 @@ type Server struct {
 	h   Handler
 	log zerolog.Logger
 
-	// ctx is the parent of every connection's context; Close cancels it.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	// wg counts Serve calls and connection goroutines; Close waits for it.
-	wg sync.WaitGroup
+	// acc accepts and tracks the connections; its Context is the parent
+	// of every connection's context.
+	acc *netutil.Acceptor[*serverConn]
+	// ctx is acc.Context(): cancelled by Close once connections are closed.
+	ctx context.Context
 
 	// work hands requests to idle handler goroutines; see dispatch.
-	// workers counts those goroutines; Close waits for them after wg.
+	// workers counts those goroutines; Close waits for them after acc.
 	work    chan job
 	workers sync.WaitGroup
-
-	// mu guards the fields in it. NB: wg.Add is done under mu after
-	// checking closed, so it cannot race with Close's wg.Wait.
-	mu struct {
-		sync.Mutex
-		closed    bool
-		listeners map[net.Listener]struct{}
-		conns     map[*serverConn]struct{}
-	}
 
 	stats struct {
 		connsOpen     atomic.Int64
@@ -187,9 +179,13 @@ type Server struct {
 // fields take their defaults; call cfg.Validate first to report them.
 func NewServer(cfg ServerConfig, h Handler) *Server {
 	s := &Server{cfg: cfg.withDefaults(), h: h, log: cfg.Logger, work: make(chan job)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.mu.listeners = make(map[net.Listener]struct{})
-	s.mu.conns = make(map[*serverConn]struct{})
+	s.acc = netutil.NewAcceptor(netutil.AcceptorConfig[*serverConn]{
+		Name:      "wire",
+		Logger:    cfg.Logger,
+		Open:      s.openConn,
+		CloseConn: func(sc *serverConn) { _ = sc.nc.Close() },
+	})
+	s.ctx = s.acc.Context()
 	return s
 }
 
@@ -197,68 +193,12 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 // Close, then returns nil. It closes l when it returns. Serve may be called
 // for several listeners; after Close it closes l and returns nil at once.
 // Temporary accept failures (such as running out of file descriptors) are
-// logged and retried with backoff.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		_ = l.Close()
-		return nil
-	}
-	s.mu.listeners[l] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.mu.listeners, l)
-		s.mu.Unlock()
-		_ = l.Close()
-	}()
+// logged and retried with backoff. l may be any net.Listener (a TLS one).
+func (s *Server) Serve(l net.Listener) error { return s.acc.Serve(l) }
 
-	var backoff time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("wire: accept: %w", err)
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("wire: accept failed")
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		if !s.startConn(nc) {
-			_ = nc.Close()
-			return nil
-		}
-	}
-}
-
-// isClosed reports whether Close has begun.
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.closed
-}
-
-// startConn registers nc and starts serving it, unless the server is closed.
-func (s *Server) startConn(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return false
-	}
+// openConn prepares the connection nc and starts its writer; the returned
+// serve runs its reader until it ends.
+func (s *Server) openConn(nc net.Conn) (*serverConn, func()) {
 	sc := &serverConn{
 		s:   s,
 		nc:  nc,
@@ -273,13 +213,10 @@ func (s *Server) startConn(nc net.Conn) bool {
 		_ = nc.Close()
 		sc.cancel()
 	}, &s.stats.writerStats)
-	s.mu.conns[sc] = struct{}{}
 	s.stats.connsAccepted.Add(1)
 	s.stats.connsOpen.Add(1)
-	s.wg.Add(1)
 	go sc.w.run() // owned by sc.serve, which waits for w.done
-	go sc.serve()
-	return true
+	return sc, sc.serve
 }
 
 // Close stops the server: it closes every listener and connection, cancels
@@ -287,26 +224,10 @@ func (s *Server) startConn(nc net.Conn) bool {
 // have ended. Calls in flight fail on the client with ErrConnClosed. Close is
 // idempotent; every call waits.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
-		s.workers.Wait()
-		return nil
-	}
-	s.mu.closed = true
-	for l := range s.mu.listeners {
-		_ = l.Close()
-	}
-	// Connections close before handlers are cancelled, so that a handler
-	// returning early on ctx cannot get a response out: every in-flight
-	// caller sees ErrConnClosed, never a half-done answer.
-	for sc := range s.mu.conns {
-		_ = sc.nc.Close()
-	}
-	s.cancel()
-	s.mu.Unlock()
-	s.wg.Wait()
+	// The Acceptor closes connections before it cancels handlers, so that
+	// a handler returning early on ctx cannot get a response out: every
+	// in-flight caller sees ErrConnClosed, never a half-done answer.
+	s.acc.Close()
 	// Every connection has ended, so no handler is running: idle workers
 	// see ctx done and exit.
 	s.workers.Wait()
@@ -347,7 +268,6 @@ var errIdle = errors.New("wire: connection idle")
 // bad frame size it first queues one error frame with id 0.
 func (sc *serverConn) serve() {
 	s := sc.s
-	defer s.wg.Done()
 
 	err := sc.readLoop()
 	sc.cancel()
@@ -376,10 +296,6 @@ func (sc *serverConn) serve() {
 	<-sc.w.done
 	_ = sc.nc.Close()
 	sc.handlers.Wait()
-
-	s.mu.Lock()
-	delete(s.mu.conns, sc)
-	s.mu.Unlock()
 	s.stats.connsOpen.Add(-1)
 }
 
