@@ -373,3 +373,45 @@ func TestTransitionalMembersFollowTheFirstToEncrypt(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// FuzzParseKeys: a key file's parser never panics, returns only
+// KeySize-byte keys, distinct, and never repeats its input in an error.
+func FuzzParseKeys(f *testing.F) {
+	f.Add([]byte("# c\n" + b64(make([]byte, KeySize)) + "\n"))
+	f.Add([]byte("c2VjcmV0\n\n"))
+	f.Add([]byte(strings.Repeat("A", 44) + "\n" + strings.Repeat("A", 43) + "="))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys, err := ParseKeys(b)
+		if err != nil {
+			if len(b) >= 24 && strings.Contains(err.Error(), string(b)) {
+				t.Fatalf("error repeats the input: %v", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if len(k) != KeySize || seen[string(k)] {
+				t.Fatalf("key of %d bytes, or twice", len(k))
+			}
+			seen[string(k)] = true
+		}
+	})
+}
+
+// FuzzPendingKeyOpens: the check a transitional node runs on every
+// incoming packet never panics, and opens only what the key sealed.
+func FuzzPendingKeyOpens(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, KeySize)
+	k, err := newKeyring(security.Transitional, [][]byte{key})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{244, 3, 'a', 'b', 'c', 1})
+	f.Add(append([]byte{1}, make([]byte, 40)...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if k.pendingKeyOpens(b) {
+			t.Fatalf("a packet not sealed with the key opened: %x", b)
+		}
+	})
+}
