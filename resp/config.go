@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/acl"
 )
 
 // Backend is what the server needs from the node. Its methods are called
@@ -115,12 +117,34 @@ type Config struct {
 	// Logger receives connection-level events (protocol errors, stalls,
 	// recovered panics). The zero Logger discards them.
 	Logger zerolog.Logger
+	// Users, if set, requires every connection to authenticate (AUTH,
+	// HELLO ... AUTH, or a verified TLS client certificate naming a user)
+	// and checks each command against the user's rules and key patterns;
+	// until then a connection may send only small requests (PreAuthMaxArgs,
+	// PreAuthMaxBulk). Nil (the default) serves everyone, as Redis' nopass
+	// default user.
+	Users *acl.Users
 	// Registerer, if set, gets the server's metrics:
 	// mnemo_resp_commands_total{cmd}, mnemo_resp_connections,
 	// mnemo_resp_connections_total and mnemo_resp_protocol_errors_total.
 	// Metrics already registered there (a second server) are shared.
 	Registerer prometheus.Registerer
 }
+
+// Limits on a connection that has not authenticated yet (Config.Users
+// set), as Redis' for CVE-2021-32675: a bigger request is a protocol error
+// that closes the connection, so an unauthenticated client cannot make the
+// server buffer much.
+const (
+	// PreAuthMaxArgs bounds the elements of one request before AUTH.
+	PreAuthMaxArgs = 10
+	// PreAuthMaxBulk bounds one bulk string, in bytes, before AUTH.
+	PreAuthMaxBulk = 16 << 10
+	// preAuthMaxPending bounds the replies an unauthenticated connection
+	// has waiting; beyond it they are written before more is read, so a
+	// client that pipelines without reading gets no growing output.
+	preAuthMaxPending = 16
+)
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {

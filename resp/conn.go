@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/acl"
 )
 
 const (
@@ -64,6 +66,16 @@ type conn struct {
 	proto int    // 2 or 3 (HELLO)
 	name  string // CLIENT SETNAME
 	quit  bool   // QUIT was read: answer, flush and close
+
+	// user is who the connection authenticated as (AUTH, HELLO AUTH or a
+	// client certificate); nil before that. Unused without Config.Users.
+	user *acl.User
+	// authFails counts this connection's failed AUTHs since its last
+	// success: each waits longer before its reply (authDelay).
+	authFails int
+	// certChecked is set once the first read has returned, when a TLS
+	// handshake (done by that read) has had its chance to name a user.
+	certChecked bool
 
 	// pending holds the replies not yet written, in request order. Slots
 	// with async set are running on their own goroutine until done.
@@ -128,7 +140,14 @@ func (x connIO) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	c.setReadDeadline()
-	return c.nc.Read(b)
+	n, err := c.nc.Read(b)
+	if !c.certChecked {
+		c.certChecked = true
+		if c.s.cfg.Users != nil && c.user == nil {
+			c.certAuth()
+		}
+	}
+	return n, err
 }
 
 func (x connIO) Write(b []byte) (int, error) {
@@ -193,6 +212,13 @@ func (c *conn) loop() error {
 		c.dispatch(args)
 		if c.werr != nil {
 			return c.werr
+		}
+		if c.user == nil && c.s.cfg.Users != nil && len(c.pending) >= preAuthMaxPending {
+			// Before AUTH, replies are written as they come rather than
+			// piled up for a client that sends and does not read.
+			if err := c.flushPending(); err != nil {
+				return err
+			}
 		}
 		if c.quit {
 			return errQuit
@@ -330,6 +356,15 @@ func (c *conn) dispatch(args [][]byte) {
 		c.s.stats.errorReplies.Add(1)
 		c.pending = append(c.pending, sl)
 		return
+	}
+	if c.s.cfg.Users != nil {
+		if msg := c.denied(cmd, args); msg != "" {
+			sl := c.slot(cmd)
+			sl.buf = appendError(sl.buf, msg)
+			c.s.stats.errorReplies.Add(1)
+			c.pending = append(c.pending, sl)
+			return
+		}
 	}
 	if cmd.local != nil {
 		sl := c.slot(cmd)
