@@ -10,10 +10,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Request kinds, proto.KindAntiEntropyBase+i. Wire enum: only append, never

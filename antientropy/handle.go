@@ -5,9 +5,9 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Handle serves one anti-entropy request from a peer (the responding

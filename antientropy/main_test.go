@@ -16,10 +16,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: pick one and print it)")

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // FuzzHandleBatch feeds the receiving side arbitrary bytes: it must answer

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
+	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 )
@@ -164,3 +165,10 @@ func aeCPUShare(v float64) float64 {
 	}
 	return v
 }
+
+// adminView is the node as the admin HTTP port reads it.
+type adminView Node
+
+func (a *adminView) Status(ctx context.Context) *proto.Status { return (*Node)(a).Status(ctx) }
+func (a *adminView) Ring() *ring.Ring                         { return (*Node)(a).Ring() }
+func (a *adminView) Healthy() bool                            { return a.bg.Err() == nil }

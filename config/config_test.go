@@ -1,4 +1,4 @@
-package node
+package config
 
 import (
 	"os"
@@ -34,11 +34,11 @@ max-value-size = 2097152
 timeout = "750ms"
 join = ["127.0.0.1:7946", "127.0.0.1:7947"]
 `)
-	values, err := ReadConfigFile(p)
+	values, err := ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseSettings(values)
+	cfg, err := Parse(values)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,21 +56,21 @@ join = ["127.0.0.1:7946", "127.0.0.1:7947"]
 // settings, tables and bad values are reported together, one line each.
 func TestConfigFileErrors(t *testing.T) {
 	p := writeConfig(t, "id = \"a\"\nn = \n")
-	if _, err := ReadConfigFile(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
+	if _, err := ReadFile(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
 		t.Fatalf("syntax error: %v, want the file and line 2", err)
 	}
 	p = writeConfig(t, "nodes = 3\nn = \"three\"\ntimeout = \"soon\"\n[ring]\nq = 1\n")
-	values, err := ReadConfigFile(p)
+	values, err := ReadFile(p)
 	if err == nil || !strings.Contains(err.Error(), "ring: is a table") {
 		t.Fatalf("a table: %v", err)
 	}
-	_, err = ParseSettings(values)
+	_, err = Parse(values)
 	for _, want := range []string{"nodes: unknown setting", `--n: "three" is not a whole number`, `--timeout: "soon" is not a duration`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad settings: %v, want %q", err, want)
 		}
 	}
-	if _, err := ReadConfigFile(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
+	if _, err := ReadFile(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
 		t.Fatal("a missing file read without error")
 	}
 }
@@ -105,7 +105,7 @@ func TestSettingTypes(t *testing.T) {
 		if !types[s.Type] {
 			t.Errorf("%s: type %q", s.Name, s.Type)
 		}
-		c := DefaultConfig()
+		c := Default()
 		if err := s.apply(&c, s.Default); err != nil {
 			t.Errorf("%s: default %q does not parse: %v", s.Name, s.Default, err)
 		}
