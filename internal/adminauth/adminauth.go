@@ -45,6 +45,17 @@ func (a Access) String() string {
 // MarshalText makes Access read as its name in JSON.
 func (a Access) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
+// UnmarshalText reads an Access's name.
+func (a *Access) UnmarshalText(b []byte) error {
+	for _, x := range []Access{Admin, Metrics, Public} {
+		if string(b) == x.String() {
+			*a = x
+			return nil
+		}
+	}
+	return fmt.Errorf("adminauth: unknown access %q", b)
+}
+
 // Config says which credentials a Router takes.
 type Config struct {
 	// AdminToken opens every route; nil accepts no admin token.
@@ -54,6 +65,12 @@ type Config struct {
 	// Open serves every route without credentials: the node sets it when
 	// no token is configured on a loopback address, or with --insecure.
 	Open bool
+	// PeerIdentity, if set, reports whether a connection (kept by
+	// ConnContext) presented a verified client certificate naming a mnemo
+	// client or node. Nil checks a tls.ConnectionState with VerifiedChains
+	// (a tls.Config that verifies clients itself); a listener that
+	// verifies certificates its own way supplies its own.
+	PeerIdentity func(c net.Conn) bool
 }
 
 // Route is one registered pattern and who may call it.
@@ -73,6 +90,7 @@ type Router struct {
 	adminSum, metricsSum [sha256.Size]byte
 	hasAdmin, hasMetrics bool
 	open                 bool
+	peerIdentity         func(net.Conn) bool
 
 	// refused counts requests answered 401 or 403.
 	refused atomic.Uint64
@@ -80,7 +98,7 @@ type Router struct {
 
 // NewRouter returns a Router with no routes.
 func NewRouter(cfg Config) *Router {
-	r := &Router{mux: http.NewServeMux(), access: map[string]Access{}, open: cfg.Open}
+	r := &Router{mux: http.NewServeMux(), access: map[string]Access{}, open: cfg.Open, peerIdentity: cfg.PeerIdentity}
 	if cfg.AdminToken != nil {
 		r.adminSum, r.hasAdmin = sha256.Sum256(cfg.AdminToken), true
 	}
@@ -150,7 +168,11 @@ func (r *Router) check(req *http.Request, access Access) int {
 			return http.StatusForbidden
 		}
 	}
-	if certNamesMnemo(req) {
+	if r.peerIdentity != nil {
+		if c, ok := req.Context().Value(connKey{}).(net.Conn); ok && r.peerIdentity(c) {
+			return 0
+		}
+	} else if certNamesMnemo(req) {
 		return 0
 	}
 	return http.StatusUnauthorized

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,33 @@ func (w wrapped) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return wrappedConn{c.(*tls.Conn)}, nil
+}
+
+// TestPeerIdentityHook: with Config.PeerIdentity the router asks it about
+// the request's connection (kept by ConnContext) instead of reading TLS
+// state itself.
+func TestPeerIdentityHook(t *testing.T) {
+	var trusted atomic.Bool
+	r := testRouter(Config{AdminToken: []byte(adminTok), PeerIdentity: func(c net.Conn) bool {
+		return c != nil && trusted.Load()
+	}})
+	srv := httptest.NewUnstartedServer(r)
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	t.Cleanup(srv.Close)
+	status := func() int {
+		resp, err := srv.Client().Get(srv.URL + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != 401 {
+		t.Fatalf("untrusted peer: %d", got)
+	}
+	trusted.Store(true)
+	if got := status(); got != 200 {
+		t.Fatalf("trusted peer: %d", got)
+	}
 }
