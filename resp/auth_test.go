@@ -3,15 +3,20 @@ package resp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -437,4 +442,102 @@ func FuzzParsePreAuth(f *testing.F) {
 			t.Fatalf("allocated %d bytes for %d input bytes", p.allocated, len(in))
 		}
 	})
+}
+
+// TestClientIdentityHook: a listener that verifies certificates its own
+// way names the connection's client through Config.ClientIdentity.
+func TestClientIdentityHook(t *testing.T) {
+	var asked int
+	cfg := Config{Users: testUsers(t), ClientIdentity: func(nc net.Conn) (string, bool) {
+		asked++
+		return "reader", nc.RemoteAddr() != nil
+	}}
+	_, addr := startServer(t, cfg, newFake())
+	c := dial(t, addr)
+	if got := c.do("ACL", "WHOAMI"); got != "reader" {
+		t.Fatalf("ACL WHOAMI = %#v, want reader", got)
+	}
+	c.do("PING")
+	if asked != 1 {
+		t.Fatalf("ClientIdentity called %d times, want once per connection", asked)
+	}
+}
+
+// writePEM writes a certificate (and its key, if keyPath is set) as PEM.
+func writePEM(t *testing.T, cert tls.Certificate, certPath, keyPath string) {
+	t.Helper()
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if keyPath == "" {
+		return
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRedisCLITLS: the real redis-cli over TLS (Debian's redis-tools is
+// built with it): with the CA only it must AUTH (NOAUTH, then OK with the
+// password); with a client certificate naming user reader it is reader
+// without a password; plaintext redis-cli gets no answer from the TLS port.
+func TestRedisCLITLS(t *testing.T) {
+	cli := lookTool(t, "redis-cli")
+	if out, _ := exec.Command(cli, "--help").CombinedOutput(); !strings.Contains(string(out), "--tls") {
+		t.Skip("this redis-cli is built without TLS")
+	}
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	caPath, certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.ca.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, pki.leaf(t, "mnemo://client/reader", x509.ExtKeyUsageClientAuth), certPath, keyPath)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientCAs: pki.pool,
+		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12})
+	s := NewServer(Config{Users: testUsers(t), StallTimeout: 5 * time.Second}, newFake())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(tl) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+
+	run := func(env string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cli, append([]string{"-h", host, "-p", port}, args...)...)
+		if env != "" {
+			cmd.Env = append(os.Environ(), env)
+		}
+		out, _ := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", []string{"--tls", "--cacert", caPath, "PING"}, errNoAuth},
+		{"REDISCLI_AUTH=defpw", []string{"--tls", "--cacert", caPath, "SET", "k", "v"}, "OK"},
+		{"REDISCLI_AUTH=defpw", []string{"--tls", "--cacert", caPath, "ACL", "WHOAMI"}, "default"},
+		{"", []string{"--tls", "--cacert", caPath, "--cert", certPath, "--key", keyPath, "ACL", "WHOAMI"}, "reader"},
+		{"", []string{"--tls", "--cacert", caPath, "--cert", certPath, "--key", keyPath, "SET", "pub:1", "x"}, "NOPERM this user has no permissions to run the 'set' command"},
+	} {
+		if got := run(tc.env, tc.args...); got != tc.want {
+			t.Errorf("redis-cli %v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	// Plaintext to the TLS port: no Redis reply.
+	if got := run("", "-t", "3", "PING"); got == "PONG" || strings.Contains(got, "NOAUTH") {
+		t.Errorf("plaintext redis-cli to the TLS port got %q", got)
+	}
 }
