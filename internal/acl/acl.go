@@ -2,14 +2,18 @@ package acl
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/BurntSushi/toml"
@@ -65,10 +69,12 @@ const (
 	maxPassword = 4096
 )
 
-// MaxConcurrentChecks bounds the password verifications running at once
-// over every Users: each takes its hash's memory (19 MiB by default) for
-// about 30 ms. Further AUTHs wait for a turn.
-const MaxConcurrentChecks = 2
+// MaxConcurrentChecks bounds the argon2id checks running at once over
+// every Users: each takes its hash's memory (19 MiB by default) and a
+// core for about 30 ms. Further AUTHs wait for a turn, so a flood of wrong
+// passwords takes at most a quarter of the cores (one on a small machine)
+// from the node's work.
+var MaxConcurrentChecks = max(1, runtime.GOMAXPROCS(0)/4)
 
 // checks is the semaphore of MaxConcurrentChecks.
 var checks = make(chan struct{}, MaxConcurrentChecks)
@@ -193,6 +199,40 @@ type Users struct {
 	// dummy is checked for unknown and disabled users, so they cost what
 	// a wrong password costs.
 	dummy *hash
+
+	// macKey is a random per-process key for the digests in mu.verified.
+	macKey []byte
+	// mu guards verified: for each user, an HMAC-SHA256 (under macKey) of
+	// the last password that passed the argon2id check. A client that
+	// reconnects with the right password (a pool of 50 connections, a
+	// restarted service) pays one argon2id check, not one per connection;
+	// a wrong password never matches, so it always pays the full check.
+	mu struct {
+		sync.Mutex
+		verified map[string][sha256.Size]byte
+	}
+}
+
+// mac is the digest mu.verified keeps for a user's password.
+func (us *Users) mac(name string, password []byte) [sha256.Size]byte {
+	m := hmac.New(sha256.New, us.macKey)
+	m.Write([]byte(name))
+	m.Write([]byte{0})
+	m.Write(password)
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// verifiedBefore reports whether password is the one that last passed the
+// check for name, comparing in constant time. NB: it does the same work
+// for a known and an unknown name.
+func (us *Users) verifiedBefore(name string, password []byte) bool {
+	sum := us.mac(name, password)
+	us.mu.Lock()
+	prev, ok := us.mu.verified[name]
+	us.mu.Unlock()
+	return hmac.Equal(sum[:], prev[:]) && ok
 }
 
 // Len is the number of users.
@@ -224,9 +264,19 @@ var ErrWrongPass = errors.New("acl: invalid username-password pair or user is di
 
 // Authenticate returns the user when password is theirs. An unknown user,
 // a disabled one and a wrong password all return ErrWrongPass after the
-// same work (one argon2id check). At most MaxConcurrentChecks run at once
-// in the process; waiting for a turn ends with ctx's error.
+// same work (one argon2id check). The password that last passed a user's
+// check passes again without one (Users.mu.verified). At most
+// MaxConcurrentChecks run at once in the process; waiting for a turn ends
+// with ctx's error.
 func (us *Users) Authenticate(ctx context.Context, name string, password []byte) (*User, error) {
+	if len(password) > maxPassword {
+		password = password[:maxPassword] // still hashed: the same cost
+	}
+	if us.verifiedBefore(name, password) {
+		if u := us.Lookup(name); u != nil {
+			return u, nil
+		}
+	}
 	select {
 	case checks <- struct{}{}:
 	case <-ctx.Done():
@@ -238,13 +288,14 @@ func (us *Users) Authenticate(ctx context.Context, name string, password []byte)
 	if u != nil && u.enabled {
 		h = u.hash
 	}
-	if len(password) > maxPassword {
-		password = password[:maxPassword] // still hashed: the same cost
-	}
 	ok := h.verify(password)
 	if !ok || u == nil || !u.enabled || h == us.dummy {
 		return nil, ErrWrongPass
 	}
+	sum := us.mac(name, password)
+	us.mu.Lock()
+	us.mu.verified[name] = sum
+	us.mu.Unlock()
 	return u, nil
 }
 
@@ -344,8 +395,13 @@ func Parse(name string, data []byte) (*Users, error) {
 	// makes.
 	us.dummy = &hash{memory: defaultMemory, time: defaultTime, threads: defaultThreads,
 		salt: make([]byte, saltLen), key: make([]byte, keyLen)}
+	us.macKey = make([]byte, 32)
 	if _, err := rand.Read(us.dummy.salt); err != nil {
 		return nil, fmt.Errorf("acl: salt: %w", err)
 	}
+	if _, err := rand.Read(us.macKey); err != nil {
+		return nil, fmt.Errorf("acl: key: %w", err)
+	}
+	us.mu.verified = make(map[string][sha256.Size]byte, len(us.byName))
 	return us, nil
 }

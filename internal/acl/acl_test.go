@@ -135,7 +135,7 @@ func TestAuthenticate(t *testing.T) {
 	for range MaxConcurrentChecks {
 		checks <- struct{}{}
 	}
-	_, err := us.Authenticate(cctx, "default", []byte("defpw"))
+	_, err := us.Authenticate(cctx, "default", []byte("not-yet-checked"))
 	for range MaxConcurrentChecks {
 		<-checks
 	}
@@ -226,4 +226,37 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("no error and no users")
 		}
 	})
+}
+
+// TestAuthenticateRemembersSuccess: the password that passed a user's
+// check passes again without an argon2id check; any other password, for
+// that user or another, still pays one.
+func TestAuthenticateRemembersSuccess(t *testing.T) {
+	us := testUsers(t)
+	ctx := context.Background()
+	checksFor := func(user, pw string, wantOK bool) int64 {
+		t.Helper()
+		before := verifications.Load()
+		_, err := us.Authenticate(ctx, user, []byte(pw))
+		if (err == nil) != wantOK {
+			t.Fatalf("Authenticate(%s, %s) = %v, want ok=%v", user, pw, err, wantOK)
+		}
+		return verifications.Load() - before
+	}
+	if n := checksFor("reader", "readpw", true); n != 1 {
+		t.Fatalf("first success: %d checks, want 1", n)
+	}
+	if n := checksFor("reader", "readpw", true); n != 0 {
+		t.Fatalf("second success: %d checks, want 0", n)
+	}
+	for _, tc := range [][2]string{{"reader", "readpw2"}, {"reader", "readp"}, {"default", "readpw"}, {"nobody", "readpw"}} {
+		if n := checksFor(tc[0], tc[1], false); n != 1 {
+			t.Fatalf("%s/%s after reader's success: %d checks, want 1", tc[0], tc[1], n)
+		}
+	}
+	// A disabled user's password is never remembered.
+	checksFor("off", "offpw", false)
+	if n := checksFor("off", "offpw", false); n != 1 {
+		t.Fatalf("disabled user: %d checks, want 1", n)
+	}
 }
