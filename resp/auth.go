@@ -3,6 +3,7 @@ package resp
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"strings"
 	"time"
 
@@ -132,20 +133,15 @@ type tlsConn interface {
 }
 
 // certAuth authenticates the connection as the user its verified client
-// certificate names (URI SAN mnemo://client/<name>), if that user exists
-// and is enabled. It runs after the connection's first read, by which the
-// handshake is done. A certificate not verified against the server's CAs
-// (no VerifiedChains: the tls.Config did not ask for one) names nobody.
+// certificate names (URI SAN mnemo://client/<name>; Config.ClientIdentity),
+// if that user exists and is enabled. It runs after the connection's first
+// read, by which the handshake is done.
 func (c *conn) certAuth() {
-	tc, ok := c.nc.(tlsConn)
-	if !ok {
-		return
+	identify := c.s.cfg.ClientIdentity
+	if identify == nil {
+		identify = VerifiedClientName
 	}
-	cs := tc.ConnectionState()
-	if !cs.HandshakeComplete || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
-		return
-	}
-	name, ok := ClientName(cs.PeerCertificates[0].URIs)
+	name, ok := identify(c.nc)
 	if !ok {
 		return
 	}
@@ -153,6 +149,22 @@ func (c *conn) certAuth() {
 		c.setUser(u)
 		c.s.log.Debug().Str("remote", c.remote()).Str("user", name).Msg("resp: authenticated by client certificate")
 	}
+}
+
+// VerifiedClientName returns the client name (mnemo://client/<name>) of a
+// TLS connection's client certificate when the tls.Config verified its
+// chain (ClientAuth VerifyClientCertIfGiven or RequireAndVerifyClientCert:
+// VerifiedChains is set). The default Config.ClientIdentity.
+func VerifiedClientName(nc net.Conn) (string, bool) {
+	tc, ok := nc.(tlsConn)
+	if !ok {
+		return "", false
+	}
+	cs := tc.ConnectionState()
+	if !cs.HandshakeComplete || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return "", false
+	}
+	return ClientName(cs.PeerCertificates[0].URIs)
 }
 
 // cmdACL answers ACL WHOAMI.

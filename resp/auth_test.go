@@ -541,3 +541,39 @@ func TestRedisCLITLS(t *testing.T) {
 		t.Errorf("plaintext redis-cli to the TLS port got %q", got)
 	}
 }
+
+// TestAuthTimeout: a connection that has not authenticated AuthTimeout
+// after it was accepted is closed, whether it idles or keeps sending; one
+// that authenticated in time stays.
+func TestAuthTimeout(t *testing.T) {
+	fastAuthDelay(t)
+	s, addr := startServer(t, Config{Users: testUsers(t), AuthTimeout: 300 * time.Millisecond}, newFake())
+	idle := dial(t, addr)
+	busy := dial(t, addr)
+	good := dial(t, addr)
+	if got := good.do("AUTH", "defpw"); got != status("OK") {
+		t.Fatalf("AUTH: %#v", got)
+	}
+	// busy keeps sending (each PING answered NOAUTH) until it is cut off.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("an unauthenticated connection that keeps sending was not closed")
+		}
+		_, _ = busy.nc.Write(encode("PING")) // may fail once the server has closed
+		v, err := readReply(busy.r)
+		if err != nil {
+			break
+		}
+		if v != errReply(errNoAuth) {
+			t.Fatalf("PING before AUTH: %#v", v)
+		}
+	}
+	idle.readEOF()
+	if got := good.do("PING"); got != status("PONG") {
+		t.Fatalf("authenticated connection after the timeout: %#v", got)
+	}
+	if st := s.Stats(); st.AuthTimeouts != 2 || st.Stalls != 0 {
+		t.Fatalf("AuthTimeouts %d, Stalls %d; want 2 and 0", st.AuthTimeouts, st.Stalls)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,6 +109,11 @@ type Config struct {
 	// does, as Redis's "timeout 0"; client libraries keep pooled
 	// connections open for a long time.
 	IdleTimeout time.Duration
+	// AuthTimeout closes a connection that has not authenticated this
+	// long after it was accepted (with Users set): an unauthenticated
+	// client cannot hold one of MaxConns for ever, nor keep guessing on
+	// one connection. Default 10s.
+	AuthTimeout time.Duration
 	// StallTimeout closes a connection whose request has begun to arrive
 	// but is not complete after this long. Default 30s.
 	StallTimeout time.Duration
@@ -124,6 +130,13 @@ type Config struct {
 	// PreAuthMaxBulk). Nil (the default) serves everyone, as Redis' nopass
 	// default user.
 	Users *acl.Users
+	// ClientIdentity, if set, returns the client name of a connection's
+	// verified TLS client certificate (mnemo://client/<name>), after its
+	// handshake; the server then authenticates the connection as that
+	// user. Nil uses VerifiedClientName, which trusts only chains the
+	// tls.Config itself verified (tls.Conn's VerifiedChains); a listener
+	// that verifies certificates its own way supplies its own.
+	ClientIdentity func(nc net.Conn) (name string, ok bool)
 	// Registerer, if set, gets the server's metrics:
 	// mnemo_resp_commands_total{cmd}, mnemo_resp_connections,
 	// mnemo_resp_connections_total and mnemo_resp_protocol_errors_total.
@@ -155,6 +168,7 @@ func DefaultConfig() Config {
 		MaxConns:            10000,
 		PipelineConcurrency: 32,
 		StallTimeout:        30 * time.Second,
+		AuthTimeout:         10 * time.Second,
 		WriteTimeout:        30 * time.Second,
 	}
 }
@@ -185,7 +199,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"IdleTimeout", c.IdleTimeout}, {"StallTimeout", c.StallTimeout}, {"WriteTimeout", c.WriteTimeout}} {
+	}{{"IdleTimeout", c.IdleTimeout}, {"StallTimeout", c.StallTimeout}, {"AuthTimeout", c.AuthTimeout}, {"WriteTimeout", c.WriteTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("resp: %s %v is negative", d.name, d.v))
 		}
@@ -216,6 +230,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout < 0 {
 		c.IdleTimeout = 0
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = d.AuthTimeout
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = d.StallTimeout

@@ -73,6 +73,9 @@ type conn struct {
 	// authFails counts this connection's failed AUTHs since its last
 	// success: each waits longer before its reply (authDelay).
 	authFails int
+	// authBy is when a connection that has not authenticated is closed
+	// (Config.AuthTimeout after it was accepted).
+	authBy time.Time
 	// certChecked is set once the first read has returned, when a TLS
 	// handshake (done by that read) has had its chance to name a user.
 	certChecked bool
@@ -98,7 +101,7 @@ type conn struct {
 	// rdMode, rdDeadline and wrDeadline are the deadlines last set on nc,
 	// so they are refreshed only when they change meaningfully; rdRequest
 	// is the request (parser.requests) a stall deadline was set for.
-	rdMode     int // 0: none set, 1: idle, 2: stall
+	rdMode     int // 0: none set, 1: idle, 2: stall, 3: authenticate by authBy
 	rdRequest  uint64
 	rdDeadline time.Time
 	wrDeadline time.Time
@@ -171,6 +174,14 @@ func (x connIO) Write(b []byte) (int, error) {
 // changes or an eighth of the idle timeout has passed, so most reads make
 // no extra call.
 func (c *conn) setReadDeadline() {
+	if c.user == nil && c.s.cfg.Users != nil {
+		// Until AUTH one deadline covers idling and stalling alike.
+		if c.rdMode != 3 {
+			c.rdMode = 3
+			_ = c.nc.SetReadDeadline(c.authBy)
+		}
+		return
+	}
 	now := time.Now()
 	if c.p.mid {
 		if c.rdMode == 2 && c.rdRequest == c.p.requests {
@@ -247,6 +258,10 @@ func (c *conn) finish(err error) {
 		_ = c.w.Flush()
 	case err == errQuit:
 		_ = c.flushPending()
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.user == nil && s.cfg.Users != nil:
+		s.stats.authTimeouts.Add(1)
+		s.log.Debug().Str("remote", c.remote()).Dur("auth_timeout", s.cfg.AuthTimeout).
+			Msg("resp: closing connection that did not authenticate in time")
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.p.mid:
 		s.stats.stalls.Add(1)
 		s.log.Warn().Str("remote", c.remote()).Dur("stall_timeout", s.cfg.StallTimeout).

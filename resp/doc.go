@@ -67,7 +67,10 @@
 // "bulk length") and the connection closed, as Redis does against
 // CVE-2021-32675. Replies before authentication are written once 16 are
 // waiting, so a client that pipelines without reading gets no growing
-// output buffer.
+// output buffer. A connection that has not authenticated
+// Config.AuthTimeout (10s) after it was accepted is closed, so
+// unauthenticated clients cannot hold the MaxConns slots, nor keep
+// guessing on one connection for long.
 //
 // # Quorum per connection
 //

@@ -60,6 +60,7 @@ type Server struct {
 		errorReplies   atomic.Uint64 // error replies sent (commands and protocol)
 		panics         atomic.Uint64 // command panics recovered
 		authFailures   atomic.Uint64 // failed AUTH and HELLO AUTH
+		authTimeouts   atomic.Uint64 // connections closed by AuthTimeout
 		deniedCommands atomic.Uint64 // NOPERM for a command (or NOAUTH)
 		deniedKeys     atomic.Uint64 // NOPERM for a key
 	}
@@ -220,6 +221,7 @@ type Stats struct {
 	ErrorReplies   uint64 // error replies sent
 	Panics         uint64 // command panics recovered
 	AuthFailures   uint64 // failed AUTH and HELLO AUTH (wrong password, unknown or disabled user)
+	AuthTimeouts   uint64 // connections closed for not authenticating within AuthTimeout
 	DeniedCommands uint64 // commands refused with NOAUTH or NOPERM for the command
 	DeniedKeys     uint64 // commands refused with NOPERM for a key
 }
@@ -243,6 +245,7 @@ func (s *Server) Stats() Stats {
 		ErrorReplies:   s.stats.errorReplies.Load(),
 		Panics:         s.stats.panics.Load(),
 		AuthFailures:   s.stats.authFailures.Load(),
+		AuthTimeouts:   s.stats.authTimeouts.Load(),
 		DeniedCommands: s.stats.deniedCommands.Load(),
 		DeniedKeys:     s.stats.deniedKeys.Load(),
 	}
@@ -271,6 +274,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.w = bufio.NewWriterSize(connIO{c}, writeBufSize)
 	c.p = newParser(c.r, s.cfg.MaxBulk, s.cfg.MaxArgs, s.cfg.MaxRequest)
 	if s.cfg.Users != nil {
+		c.authBy = time.Now().Add(s.cfg.AuthTimeout)
 		c.p.maxBulk, c.p.maxArgs, c.p.unauth = min(PreAuthMaxBulk, s.cfg.MaxBulk), min(PreAuthMaxArgs, s.cfg.MaxArgs), true
 	}
 	return c
