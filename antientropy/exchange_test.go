@@ -375,7 +375,7 @@ func TestHandleRejects(t *testing.T) {
 		if p, _ := a.st.Locate([]byte("k1")); p == 3 && i == 5 {
 			continue
 		}
-		if _, err := a.ae.Handle(ctx, b[0].(wire.Kind), b[1].([]byte)); wireCode(err) != wire.CodeBadRequest {
+		if _, err := a.ae.Handle(ctx, b[0].(Kind), b[1].([]byte)); wireCode(err) != wire.CodeBadRequest {
 			t.Errorf("case %d: %v, want bad request", i, err)
 		}
 	}

@@ -81,7 +81,7 @@ func TestHandleRejects(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		kind    wire.Kind
+		kind    Kind
 		payload []byte
 		code    wire.Code
 	}{

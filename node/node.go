@@ -18,11 +18,11 @@ import (
 	"github.com/mnemo-kv/mnemo/internal/admin"
 	"github.com/mnemo-kv/mnemo/internal/adminauth"
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/resp"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/transfer"
 	"github.com/mnemo-kv/mnemo/version"
 )
 
@@ -131,9 +131,8 @@ type Node struct {
 	ae    *antientropy.AntiEntropy
 	trees *antientropy.Trees
 
-	// owner runs ownership transfer; transferLimit throttles it.
-	owner         *ownership
-	transferLimit *ratelimit.Bucket
+	// transfer runs ownership transfer.
+	transfer *transfer.Transfer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -201,8 +200,8 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.wg.Add(2)
-	go n.owner.run()
+	n.transfer.Start()
+	n.wg.Add(1)
 	go n.housekeeping()
 
 	n.log.Info().Str("rpc", n.RPCAddr()).Str("http", n.HTTPAddr()).Str("gossip", n.GossipAddr()).
@@ -278,10 +277,12 @@ func (n *Node) bindPorts() error {
 
 // makeRingEntry makes this node's own ring entry (its lifecycle status as
 // the store remembers it, its addresses, its security mode) and publishes
-// the first view, which has only this node.
+// the first view, which has only this node. Ownership transfer is made
+// first: it keeps the persisted status.
 func (n *Node) makeRingEntry() error {
-	n.transferLimit = ratelimit.New(float64(n.cfg.TransferRate))
-	n.owner = newOwnership(n)
+	if err := n.newTransfer(); err != nil {
+		return err
+	}
 	status, err := n.initialStatus()
 	if err != nil {
 		return err
@@ -326,9 +327,9 @@ func (n *Node) startSubsystems() error {
 		n.state.Update(n.selfEntry) // gossip has not started: no lock contention
 		n.publishView()
 	}
-	n.ringHooks = append(n.ringHooks, n.owner.signal)
-	n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { n.owner.signal() })
-	n.statsSources = append(n.statsSources, n.owner.stats)
+	n.ringHooks = append(n.ringHooks, n.transfer.Signal)
+	n.rejoinHooks = append(n.rejoinHooks, n.transfer.NodeRejoined)
+	n.statsSources = append(n.statsSources, n.transferStats)
 	return nil
 }
 
@@ -552,7 +553,7 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 		// Before the ownership loop may act (below): it must not start
 		// pulling partitions anti-entropy will refill.
 		n.log.Info().Str("status", adopted.String()).Msg("empty data directory, but the cluster lists this node: keeping its place; anti-entropy refills it")
-		if err := n.owner.adopted(adopted); err != nil {
+		if err := n.transfer.Adopted(adopted); err != nil {
 			n.log.Error().Err(err).Msg("persist adopted status")
 		}
 	}
@@ -560,7 +561,7 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 		// Only now that the view holds the cluster's members may the
 		// ownership loop act on it (see joined).
 		n.remoteState.Store(true)
-		n.owner.signal()
+		n.transfer.Signal()
 	}
 	if g := n.gsp.Load(); reassert && g != nil {
 		g.BroadcastState()
@@ -635,6 +636,9 @@ func (n *Node) Close() error {
 			n.httpLn.Close()
 		}
 		n.cancelBg()
+		if n.transfer != nil {
+			errs = append(errs, n.transfer.Close())
+		}
 		if n.handoff != nil {
 			errs = append(errs, n.handoff.Close())
 		}
@@ -709,9 +713,6 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindReplicaGetBatch] = n.handleReplicaGetBatch
 	n.handlers[proto.KindStatus] = n.handleStatus
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
-	n.handlers[kindTransferScan] = n.handleTransferScan
-	n.handlers[kindTransferSynced] = n.handleTransferSynced
-	n.handlers[proto.KindOwnershipEvents] = n.handleOwnershipEvents
 	n.handlers[proto.KindLeave] = n.handleLeave
 	n.handlers[proto.KindRemove] = n.handleRemove
 }
@@ -721,14 +722,11 @@ func (n *Node) registerHandlers() {
 // join (it pulls its partitions first); active when it founds a cluster.
 // A node that was removed while away comes back as a plain join.
 func (n *Node) initialStatus() (ring.Status, error) {
-	if _, err := n.owner.load(); err != nil {
-		return 0, err
-	}
-	if s, ok := n.owner.persistedStatus(); ok {
+	if s, ok := n.transfer.PersistedStatus(); ok {
 		switch s {
 		case ring.Removed:
 			n.log.Warn().Msg("this node was removed from the ring: rejoining as a new member; its old data is merged, not trusted")
-			return ring.Joining, n.owner.persistStatus(ring.Joining)
+			return ring.Joining, n.transfer.PersistStatus(ring.Joining)
 		case ring.Active, ring.Leaving, ring.Joining:
 			return s, nil
 		}
@@ -738,7 +736,7 @@ func (n *Node) initialStatus() (ring.Status, error) {
 		status = ring.Joining
 		n.adoptStatus = true
 	}
-	return status, n.owner.persistStatus(status)
+	return status, n.transfer.PersistStatus(status)
 }
 
 // otherSeeds is the join list without this node's own gossip address.
