@@ -122,7 +122,50 @@ type Config struct {
 	Security security.Mode
 	// Insecure lets a node with Security disabled bind an address outside
 	// loopback. Default false: an open node listens on loopback only.
+	// It also lets the admin port outside loopback run without a token,
+	// and the RESP port outside loopback (or with Security on) without
+	// users.
 	Insecure bool
+	// RESPUsers is the RESP port's users file (internal/acl: users,
+	// argon2id password hashes, rules, key patterns); with it every RESP
+	// connection must authenticate. Empty (the default): the port takes
+	// commands from anyone, which is refused outside loopback and with
+	// Security on, unless Insecure.
+	RESPUsers string
+	// RESPClientCerts says whether RESP over TLS asks for a client
+	// certificate: yes (required), optional (verified when given; the
+	// default) or no. A verified one naming mnemo://client/<name>
+	// authenticates as user <name>.
+	RESPClientCerts string
+	// AdminTokenFile holds the admin port's bearer token (at least 16
+	// bytes; every route but /healthz needs it or a client certificate).
+	// Empty: the admin port is open, which is refused outside loopback
+	// unless Insecure.
+	AdminTokenFile string
+	// MetricsTokenFile holds a second token that opens only /metrics, for
+	// a scraper. Empty: none.
+	MetricsTokenFile string
+}
+
+// RESPClientCerts values.
+const (
+	ClientCertsYes      = "yes"
+	ClientCertsOptional = "optional"
+	ClientCertsNo       = "no"
+)
+
+// IsLoopback reports whether a host:port binds only loopback: localhost
+// or a loopback IP. An empty host (every interface) is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Default returns the defaults documented on Config; ID is the host name.
@@ -163,6 +206,8 @@ func Default() Config {
 		AEInterval:       time.Minute,
 		AERate:           64 << 20,
 		AECPU:            antientropy.DefaultCPUShare,
+
+		RESPClientCerts: ClientCertsOptional,
 	}
 }
 
@@ -305,6 +350,22 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if !slices.Contains([]string{"", "lan", "local"}, c.GossipProfile) {
 		bad("gossip-profile", "%q must be lan or local", c.GossipProfile)
+	}
+	if !slices.Contains([]string{ClientCertsYes, ClientCertsOptional, ClientCertsNo}, c.RESPClientCerts) {
+		bad("resp-client-certs", "%q must be yes, optional or no", c.RESPClientCerts)
+	}
+	// Nothing outside loopback takes a command from anyone, unless the
+	// operator says so (Redis' protected mode, for every port).
+	if c.HTTP != "" && !IsLoopback(c.HTTP) && c.AdminTokenFile == "" && c.MetricsTokenFile == "" && !c.Insecure {
+		bad("admin-token-file", "must be set: --http %s is outside loopback and would serve /status and /metrics to anyone (or give --insecure)", c.HTTP)
+	}
+	if c.RESP != "" && c.RESPUsers == "" && !c.Insecure {
+		switch {
+		case !IsLoopback(c.RESP):
+			bad("resp-users", "must be set: --resp %s is outside loopback and would take commands from anyone (or give --insecure)", c.RESP)
+		case c.Security != security.Disabled:
+			bad("resp-users", "must be set with --security %s: without users the Redis port takes commands from anyone (or give --insecure)", c.Security)
+		}
 	}
 	return errs
 }

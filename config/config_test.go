@@ -111,3 +111,41 @@ func TestSettingTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthRules: no port outside loopback takes a command from anyone, and
+// security on needs RESP users, unless --insecure.
+func TestAuthRules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values map[string]string
+		want   string // "" = valid
+	}{
+		{"loopback open", map[string]string{"resp": "127.0.0.1:6380", "http": "localhost:8001"}, ""},
+		{"resp outside loopback", map[string]string{"resp": "0.0.0.0:6380"}, "--resp-users: must be set"},
+		{"resp all interfaces", map[string]string{"resp": ":6380"}, "--resp-users: must be set"},
+		{"resp outside loopback, users", map[string]string{"resp": "10.0.0.1:6380", "resp-users": "u.toml"}, ""},
+		{"resp outside loopback, insecure", map[string]string{"resp": "10.0.0.1:6380", "insecure": "true"}, ""},
+		{"resp, security on", map[string]string{"resp": "127.0.0.1:6380", "security": "required"}, "--resp-users: must be set with --security required"},
+		{"http outside loopback", map[string]string{"http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
+		{"http outside loopback, token", map[string]string{"http": "0.0.0.0:8001", "admin-token-file": "t"}, ""},
+		{"http outside loopback, metrics token only", map[string]string{"http": "0.0.0.0:8001", "metrics-token-file": "t"}, ""},
+		{"client certs", map[string]string{"resp-client-certs": "maybe"}, "--resp-client-certs: \"maybe\" must be yes, optional or no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := map[string]string{"id": "a"}
+			for k, x := range tc.values {
+				v[k] = x
+			}
+			_, err := Parse(v)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Parse: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Parse: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if Default().RESPClientCerts != ClientCertsOptional {
+		t.Fatalf("resp-client-certs defaults to %q", Default().RESPClientCerts)
+	}
+}

@@ -157,7 +157,11 @@ func Settings() []Setting {
 			c.Security = m
 			return nil
 		}},
-		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback", func(c *Config, v bool) { c.Insecure = v }),
+		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback, and the admin and RESP ports there without a token or users", func(c *Config, v bool) { c.Insecure = v }),
+		str("resp-users", "", "RESP users file (TOML; hashes from `mnemo users hash`): every RESP connection must AUTH; empty: open (loopback only)", func(c *Config, v string) { c.RESPUsers = v }),
+		str("resp-client-certs", d.RESPClientCerts, "RESP over TLS: yes (a client certificate is required), optional (verified when given) or no", func(c *Config, v string) { c.RESPClientCerts = strings.TrimSpace(v) }),
+		str("admin-token-file", "", "file holding the admin HTTP bearer token (every route but /healthz needs it); empty: open (loopback only)", func(c *Config, v string) { c.AdminTokenFile = v }),
+		str("metrics-token-file", "", "file holding a bearer token that opens only /metrics", func(c *Config, v string) { c.MetricsTokenFile = v }),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/mnemo-kv/mnemo/gossip"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
 	"github.com/mnemo-kv/mnemo/internal/admin"
+	"github.com/mnemo-kv/mnemo/internal/adminauth"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/resp"
@@ -115,6 +116,9 @@ type Node struct {
 	cancelBg context.CancelFunc
 	wg       sync.WaitGroup
 
+	// secrets are the RESP users and admin tokens, read at start-up.
+	secrets secrets
+
 	// resp is the Redis-protocol server; nil when off.
 	resp   *resp.Server
 	respLn net.Listener
@@ -183,6 +187,7 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		name string
 		run  func() error
 	}{
+		{"read the users and tokens", n.loadSecrets},
 		{"open the store", n.openStore},
 		{"bind the ports", n.bindPorts},
 		{"make the ring entry", n.makeRingEntry},
@@ -339,8 +344,11 @@ func (n *Node) startServers() error {
 		}
 	}()
 	if n.httpLn != nil {
-		h := admin.NewHandler(admin.Config{Node: (*adminView)(n), Metrics: n.metrics.reg, Logger: n.log})
-		n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		h := admin.NewHandler(admin.Config{Node: (*adminView)(n), Metrics: n.metrics.reg, Logger: n.log, Auth: n.secrets.admin})
+		n.registerAdminMetrics(h.Refused)
+		// ConnContext lets the auth check read a client certificate from a
+		// wrapped TLS connection.
+		n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnContext: adminauth.ConnContext}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
