@@ -482,4 +482,3 @@ func ConnectionState(c net.Conn) (tls.ConnectionState, bool) {
 	}
 	return tls.ConnectionState{}, false
 }
-
