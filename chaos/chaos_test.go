@@ -233,7 +233,7 @@ func TestNetnsPartitionAndHeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := localcluster.New(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 3, Args: []string{"--gossip-profile", "local"}})
+	lc, err := localcluster.New(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 3, Args: []string{"--gossip-profile", "local", "--insecure"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,11 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 
 	// The cluster.
 	args := []string{"--gossip-profile", "local", "--n", fmt.Sprint(cfg.N), "--r", fmt.Sprint(cfg.R), "--w", fmt.Sprint(cfg.W), "--conflicts", cfg.Conflicts}
+	if nn != nil {
+		// Namespace addresses (10.77.x) are outside loopback: an open
+		// node there needs --insecure (the harness's private network).
+		args = append(args, "--insecure")
+	}
 	args = append(args, cfg.NodeFlags...)
 	lc, err := localcluster.New(localcluster.Options{Binary: cfg.Binary, Dir: nodeDir(dir), Nodes: cfg.Nodes, Args: args})
 	if err != nil {

@@ -126,6 +126,14 @@ type Config struct {
 	// Insecure lets a node with Security disabled bind an address outside
 	// loopback. Default false: an open node listens on loopback only.
 	Insecure bool
+	// TLSCert, TLSKey and TLSCA are PEM files: the node's certificate
+	// (naming it mnemo://node/<id>), its key, and the CA bundle trusted
+	// for peers and clients (one or several CAs, so a CA rotation can
+	// trust both). Needed unless Security is disabled.
+	TLSCert, TLSKey, TLSCA string
+	// TLSReloadInterval is how often the TLS files' content is checked
+	// for a change (SIGHUP reloads at once); 0: only on SIGHUP. Default 10s.
+	TLSReloadInterval time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config, for a node id.
@@ -166,6 +174,8 @@ func DefaultConfig() Config {
 		AEInterval:       time.Minute,
 		AERate:           64 << 20,
 		AECPU:            antientropy.DefaultCPUShare,
+
+		TLSReloadInterval: 10 * time.Second,
 	}
 }
 
@@ -302,7 +312,51 @@ func (c Config) fieldErrors() []fieldError {
 	if !slices.Contains([]string{"", "lan", "local"}, c.GossipProfile) {
 		bad("gossip-profile", "%q must be lan or local", c.GossipProfile)
 	}
+	errs = append(errs, c.securityErrors()...)
 	return errs
+}
+
+// securityErrors checks the TLS files are given when security is on, and
+// that an open node (security disabled) binds only loopback unless
+// Insecure says the operator means it (Redis' protected mode, for every
+// port).
+func (c Config) securityErrors() []fieldError {
+	var errs []fieldError
+	if c.Security != security.Disabled {
+		for _, f := range []struct{ name, v string }{{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"tls-ca", c.TLSCA}} {
+			if f.v == "" {
+				errs = append(errs, fieldError{f.name, fmt.Sprintf("is needed with --security %v (make one with mnemo certs)", c.Security)})
+			}
+		}
+	}
+	if c.TLSReloadInterval < 0 {
+		errs = append(errs, fieldError{"tls-reload-interval", fmt.Sprintf("%v must not be negative (0: only on SIGHUP)", c.TLSReloadInterval)})
+	}
+	if c.Security != security.Disabled || c.Insecure {
+		return errs
+	}
+	for _, a := range []struct{ name, addr string }{{"gossip", c.Gossip}, {"rpc", c.RPC}, {"http", c.HTTP}, {"resp", c.RESP}} {
+		if a.addr == "" || isLoopback(a.addr) {
+			continue
+		}
+		errs = append(errs, fieldError{a.name, fmt.Sprintf("%s is outside loopback and --security is disabled: anyone who reaches it can read and write every key. "+
+			"Set --security required (or transitional) with --tls-cert, --tls-key and --tls-ca (see mnemo certs), or --insecure to serve it open", a.addr)})
+	}
+	return errs
+}
+
+// isLoopback reports whether a host:port binds only loopback: an IP of
+// 127/8 or ::1, or localhost. An empty host binds every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true // reported as malformed by Validate already
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Setting describes one configuration key: its flag and config-file name,
@@ -448,6 +502,10 @@ func Settings() []Setting {
 			return nil
 		}},
 		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback", func(c *Config, v bool) { c.Insecure = v }),
+		str("tls-cert", "", "PEM certificate of this node, naming mnemo://node/<id> (mnemo certs writes one)", func(c *Config, v string) { c.TLSCert = v }),
+		str("tls-key", "", "PEM private key of tls-cert", func(c *Config, v string) { c.TLSKey = v }),
+		str("tls-ca", "", "PEM bundle of the CAs trusted for peers and clients (several during a CA rotation)", func(c *Config, v string) { c.TLSCA = v }),
+		dur("tls-reload-interval", d.TLSReloadInterval, "how often the TLS files are checked for new content (SIGHUP reloads at once; 0: only on SIGHUP)", func(c *Config, v time.Duration) { c.TLSReloadInterval = v }),
 	}
 }
 

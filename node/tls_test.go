@@ -1,0 +1,162 @@
+package node
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/security"
+	"github.com/mnemo-kv/mnemo/internal/wire"
+	"github.com/mnemo-kv/mnemo/ring"
+)
+
+// testCerts writes a CA and certificates for the named nodes and a client
+// "ops" into a temp dir, and returns the dir.
+func testCerts(t *testing.T, nodes ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := security.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WriteCA(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(nodes, "client-ops") {
+		ident := security.Identity{Kind: security.NodeIdentity, Name: id}
+		if id == "client-ops" {
+			ident = security.Identity{Kind: security.ClientIdentity, Name: "ops"}
+		}
+		c, err := ca.Issue(security.CertRequest{Identity: ident})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Write(dir, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func secure(dir string, mode security.Mode) func(*Config) {
+	return func(c *Config) {
+		c.Security = mode
+		c.TLSCert = filepath.Join(dir, c.ID+".crt")
+		c.TLSKey = filepath.Join(dir, c.ID+".key")
+		c.TLSCA = filepath.Join(dir, "ca.crt")
+	}
+}
+
+// TestRequiredCluster: three nodes in required mode replicate over mTLS;
+// the SDK with a client certificate reads and writes at quorum; without
+// TLS it is refused; a client certificate cannot call peer kinds.
+func TestRequiredCluster(t *testing.T) {
+	dir := testCerts(t, "n1", "n2", "n3")
+	tc := startCluster(t, 3, secure(dir, security.Required))
+	tlsCfg, err := client.LoadTLS(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "client-ops.crt"), filepath.Join(dir, "client-ops.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.NewWithConfig(client.Config{Addrs: []string{tc.nodes[0].RPCAddr()}, TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := ctxFor(t)
+	if _, err := c.Put(ctx, []byte("k"), []byte("v"), client.W(3)); err != nil {
+		t.Fatalf("put at W=3 over mTLS: %v", err)
+	}
+	c2, err := client.NewWithConfig(client.Config{Addrs: []string{tc.nodes[2].RPCAddr()}, TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	res, err := c2.Get(ctx, []byte("k"), client.R(3))
+	if err != nil || !bytes.Equal(res.Value(), []byte("v")) {
+		t.Fatalf("get at R=3: %v, %v", res, err)
+	}
+
+	plain := tc.client(0)
+	if _, err := plain.Get(ctx, []byte("k")); err == nil {
+		t.Fatal("a plaintext client read from a required node")
+	}
+
+	// A client certificate calling a replica kind directly.
+	conn, err := wire.Dial(ctx, tc.nodes[1].RPCAddr(), wire.ClientConfig{TLS: func(string) (*tls.Config, error) { return tlsCfg, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body, _ := wire.Marshal(&proto.ReplicaGet{Key: []byte("k")})
+	var we *wire.Error
+	if _, _, err := conn.Call(ctx, proto.KindReplicaGet, body); !errors.As(err, &we) || we.Code != wire.CodeForbidden {
+		t.Fatalf("client certificate calling ReplicaGet: %v, want CodeForbidden", err)
+	}
+	if _, _, err := conn.Call(ctx, proto.KindPing, nil); err != nil {
+		t.Fatalf("client certificate calling Ping: %v", err)
+	}
+}
+
+// TestMemberAt: a node certificate is accepted only from the IP its
+// member advertises for RPC.
+func TestMemberAt(t *testing.T) {
+	n := &Node{}
+	st := ring.NewState(8)
+	st.Update(ring.Member{ID: "b", Status: ring.Active, RPCAddr: "10.0.0.2:7000"})
+	st.Update(ring.Member{ID: "gone", Status: ring.Removed, RPCAddr: "10.0.0.3:7000"})
+	st.Update(ring.Member{ID: "open", Status: ring.Active, RPCAddr: "[::]:7000"})
+	n.view.Store(&view{members: st.Members})
+	at := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000} }
+	for _, tc := range []struct {
+		id, from string
+		ok       bool
+		why      string
+	}{
+		{"b", "10.0.0.2", true, ""},
+		{"b", "10.0.0.9", false, "RPC address is 10.0.0.2:7000"},
+		{"c", "10.0.0.2", false, "not a ring member"},
+		{"gone", "10.0.0.3", false, "not a ring member"},
+		{"open", "::", false, "RPC address is [::]:7000"},
+	} {
+		err := n.memberAt(at(tc.from), ring.NodeID(tc.id))
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("%s from %s: %v, want ok=%v %q", tc.id, tc.from, err, tc.ok, tc.why)
+		}
+	}
+}
+
+// TestInsecureRule: an open node outside loopback needs --insecure, for
+// every port, and says what to set.
+func TestInsecureRule(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ID, cfg.Data = "n1", t.TempDir()
+	cfg.RPC, cfg.Gossip, cfg.HTTP, cfg.RESP = "10.1.2.3:7000", "0.0.0.0:7946", ":8000", "127.0.0.1:6380"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("open node on 10.1.2.3 validated")
+	}
+	for _, want := range []string{"--rpc: 10.1.2.3:7000 is outside loopback", "--gossip: 0.0.0.0:7946", "--http: :8000", "--security required", "--insecure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "--resp") {
+		t.Errorf("a loopback RESP address was refused:\n%v", err)
+	}
+	cfg.Insecure = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("with --insecure: %v", err)
+	}
+	cfg.Insecure = false
+	cfg.Security = security.Required
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert: is needed") {
+		t.Fatalf("required without files: %v", err)
+	}
+}
