@@ -225,3 +225,15 @@ func (n *Node) dialTLS(addr string) (*tls.Config, error) {
 	}
 	return n.tls.ClientConfig(security.Identity{Kind: security.NodeIdentity, Name: string(peer.ID)}), nil
 }
+
+// dialFrom is the IP a node dials its peers from: the one its RPC port is
+// bound to, which it advertises and peers check its certificate against
+// (on a host with several addresses the system might pick another). Nil
+// when bound to every interface.
+func dialFrom(rpc net.Addr) net.IP {
+	ta, ok := rpc.(*net.TCPAddr)
+	if !ok || ta.IP == nil || ta.IP.IsUnspecified() {
+		return nil
+	}
+	return ta.IP
+}

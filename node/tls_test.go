@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -158,5 +159,43 @@ func TestInsecureRule(t *testing.T) {
 	cfg.Security = security.Required
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert: is needed") {
 		t.Fatalf("required without files: %v", err)
+	}
+}
+
+// TestDialChecksRingIdentity: a node dialing the address the ring gives
+// node n3 refuses a server there that presents n2's valid certificate.
+func TestDialChecksRingIdentity(t *testing.T) {
+	dir := testCerts(t, "n1", "n2")
+	tc := startCluster(t, 1, secure(dir, security.Required))
+	n1 := tc.nodes[0]
+
+	// The impostor: n2's certificate, on an address the ring says is n3's.
+	r, err := security.NewReloader(security.Files{Cert: filepath.Join(dir, "n2.crt"), Key: filepath.Join(dir, "n2.key"), CA: filepath.Join(dir, "ca.crt")}, security.ReloaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wire.NewServer(wire.ServerConfig{}, func(context.Context, wire.Kind, []byte) (wire.Kind, []byte, error) { return 1, nil, nil })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(security.Wrap(raw, security.ListenerConfig{Mode: security.Required, TLS: r.ServerConfig(security.ServerOptions{ClientAuth: security.RequireClientCert})}))
+	}()
+	defer func() { srv.Close(); <-done }()
+
+	n1.stateMu.Lock()
+	n1.state.Update(ring.Member{ID: "n3", Status: ring.Active, RPCAddr: raw.Addr().String(), Security: uint8(security.Required)})
+	n1.stateMu.Unlock()
+	n1.publishView()
+	_, _, err = n1.pool.Call(ctxFor(t), raw.Addr().String(), proto.KindPing, nil)
+	if err == nil || !strings.Contains(err.Error(), "names mnemo://node/n2, but mnemo://node/n3 is expected") {
+		t.Fatalf("dial to n3's address answered by n2's certificate: %v", err)
+	}
+	if st := srv.Stats(); st.FramesIn != 0 {
+		t.Fatalf("the impostor read %d frames", st.FramesIn)
 	}
 }

@@ -38,6 +38,10 @@ type ClientConfig struct {
 	// fails the dial. A config without ServerName or InsecureSkipVerify
 	// gets the address's host as ServerName. Nil: plaintext everywhere.
 	TLS func(addr string) (*tls.Config, error)
+	// LocalIP, if set, is the address connections are dialed from: a
+	// node dials from the IP it advertises for RPC, which is what its
+	// peers check a node certificate against. Nil: the system's choice.
+	LocalIP net.IP
 	// Logger receives connection-level events. The zero Logger discards
 	// them.
 	Logger zerolog.Logger
@@ -187,6 +191,9 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
+	if cfg.LocalIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: cfg.LocalIP}
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("wire: %w", err)
