@@ -175,6 +175,10 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		}
 	}()
 
+	// TLS files first: a node that cannot be secure touches no data.
+	if err := n.startTLS(); err != nil {
+		return nil, err
+	}
 	sopts := store.Options{
 		Dir:             cfg.Data,
 		NodeID:          cfg.ID,
@@ -213,9 +217,6 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	n.log.Info().Str("data", cfg.Data).Str("epoch", n.store.Epoch()).Bool("fresh", n.store.Fresh()).
 		Str("sync", cfg.Sync.String()).Msg("store open")
 
-	if err := n.startTLS(); err != nil {
-		return nil, err
-	}
 	if n.rpcLn, err = net.Listen("tcp", cfg.RPC); err != nil {
 		return nil, fmt.Errorf("node: rpc listen %s: %w", cfg.RPC, err)
 	}
