@@ -237,3 +237,18 @@ func dialFrom(rpc net.Addr) net.IP {
 	}
 	return ta.IP
 }
+
+// callerNode is the node id a request's connection is authenticated as:
+// the mnemo://node/<id> of its verified certificate, and false on a
+// plaintext connection or a client certificate.
+func callerNode(ctx context.Context) (ring.NodeID, bool) {
+	c := wire.ConnOf(ctx)
+	if c == nil {
+		return "", false
+	}
+	id, ok := security.PeerIdentity(c)
+	if !ok || id.Kind != security.NodeIdentity {
+		return "", false
+	}
+	return ring.NodeID(id.Name), true
+}

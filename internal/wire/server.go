@@ -251,6 +251,16 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// connKey keys the connection in a handler's context.
+type connKey struct{}
+
+// ConnOf returns the connection a handler's request came on (nil outside
+// a handler): its TLS state says who the peer is.
+func ConnOf(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	return c
+}
+
 // isClosed reports whether Close has begun.
 func (s *Server) isClosed() bool {
 	s.mu.Lock()
@@ -271,7 +281,7 @@ func (s *Server) startConn(nc net.Conn) bool {
 		br:  bufio.NewReaderSize(nc, readBufSize),
 		sem: make(chan struct{}, s.cfg.MaxInFlight),
 	}
-	sc.ctx, sc.cancel = context.WithCancel(s.ctx)
+	sc.ctx, sc.cancel = context.WithCancel(context.WithValue(s.ctx, connKey{}, nc))
 	// A failed write ends the connection at once: closing nc stops the
 	// reader, and cancelling ctx releases handlers even while the reader
 	// is paused at MaxInFlight and would not notice.

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -62,7 +63,11 @@ func TestTLSAuthorize(t *testing.T) {
 		}
 		return nil, nil
 	}}
-	serveOn(t, ln, cfg, echo)
+	// The handler answers with the identity its connection has.
+	serveOn(t, ln, cfg, func(ctx context.Context, kind Kind, _ []byte) (Kind, []byte, error) {
+		id, _ := security.PeerIdentity(ConnOf(ctx))
+		return kind, []byte(id.String()), nil
+	})
 	addr := raw.Addr().String()
 
 	with := func(r *security.Reloader) ClientConfig {
@@ -70,8 +75,8 @@ func TestTLSAuthorize(t *testing.T) {
 	}
 	ctx := ctxTimeout(t, 5*time.Second)
 	peer := dial(t, addr, with(peerR))
-	if _, _, err := peer.Call(ctx, 20, []byte("x")); err != nil {
-		t.Fatalf("node peer, kind 20: %v", err)
+	if _, who, err := peer.Call(ctx, 20, []byte("x")); err != nil || string(who) != "mnemo://node/n2" {
+		t.Fatalf("node peer, kind 20: %q, %v", who, err)
 	}
 	cli := dial(t, addr, with(cliR))
 	if _, _, err := cli.Call(ctx, 5, []byte("x")); err != nil {
