@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -35,7 +34,7 @@ type Cluster interface {
 	Replicas(p ring.Partition) []ring.NodeID
 	// Call sends one request to a peer and returns its reply payload, or
 	// an error (a *wire.Error for an error reply).
-	Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error)
+	Call(ctx context.Context, to ring.NodeID, kind Kind, payload []byte) ([]byte, error)
 }
 
 // Config configures anti-entropy. Zero fields take the defaults of
@@ -321,8 +320,8 @@ func (a *AntiEntropy) build() {
 }
 
 // Kinds lists the request kinds Handle serves; the node routes them here.
-func (a *AntiEntropy) Kinds() []wire.Kind {
-	return []wire.Kind{KindRoots, KindSegments, KindKeys, KindPush}
+func (a *AntiEntropy) Kinds() []Kind {
+	return []Kind{KindRoots, KindSegments, KindKeys, KindPush}
 }
 
 // Trees returns the trees.

@@ -10,18 +10,23 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
+
+// Kind is a request kind of anti-entropy on the node's RPC port. Its
+// values are the numbers on the wire (internal/proto's anti-entropy range,
+// 120-149); the node's RPC layer carries them as they are.
+type Kind uint16
 
 // Request kinds, proto.KindAntiEntropyBase+i. Wire enum: only append, never
 // renumber or reuse.
 const (
 	// KindRoots compares the roots of a batch of partitions: rootsRequest
 	// -> rootsReply.
-	KindRoots = proto.KindAntiEntropyBase + iota
+	KindRoots = Kind(proto.KindAntiEntropyBase) + iota
 	// KindSegments compares one partition's branches and returns the
 	// responder's segment tags under the differing ones: segmentsRequest
 	// -> segmentsReply.

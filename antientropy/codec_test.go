@@ -6,10 +6,10 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 func sampleObjects(n int) []store.KeyObject {

@@ -8,10 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Sizes that keep every message small next to foreground traffic and far
@@ -381,7 +380,7 @@ feed:
 // call sends one request, within the rate limit, and counts its bytes in
 // pr. A turn of work held in pr ends before the request (waiting for the
 // peer is not work) and a new one begins with the reply.
-func (x *exchange) call(ctx context.Context, kind wire.Kind, req []byte, pr *partResult) ([]byte, error) {
+func (x *exchange) call(ctx context.Context, kind Kind, req []byte, pr *partResult) ([]byte, error) {
 	held := pr.turn.held
 	if held {
 		if err := x.a.pace.end(ctx, &pr.turn); err != nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // TestExchangeRepairsWritesUpdatesDeletes: B missed new keys, updates and
@@ -375,7 +375,7 @@ func TestHandleRejects(t *testing.T) {
 		if p, _ := a.st.Locate([]byte("k1")); p == 3 && i == 5 {
 			continue
 		}
-		if _, err := a.ae.Handle(ctx, b[0].(wire.Kind), b[1].([]byte)); wireCode(err) != wire.CodeBadRequest {
+		if _, err := a.ae.Handle(ctx, b[0].(Kind), b[1].([]byte)); wireCode(err) != wire.CodeBadRequest {
 			t.Errorf("case %d: %v, want bad request", i, err)
 		}
 	}

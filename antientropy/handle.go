@@ -5,9 +5,9 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Handle serves one anti-entropy request from a peer (the responding
@@ -15,7 +15,7 @@ import (
 // get a *wire.Error with CodeBadRequest; after Close, CodeUnavailable.
 // Safe for concurrent use; the reply waits for the CPU share (the work of
 // a keys or push request is paced) and for the rate limit.
-func (a *AntiEntropy) Handle(ctx context.Context, kind wire.Kind, payload []byte) ([]byte, error) {
+func (a *AntiEntropy) Handle(ctx context.Context, kind Kind, payload []byte) ([]byte, error) {
 	if a.closed.Load() {
 		return nil, wire.Errorf(wire.CodeUnavailable, "antientropy: closed")
 	}

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // randomObject builds a valid object with rng: up to 12 context entries

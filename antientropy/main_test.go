@@ -16,10 +16,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: pick one and print it)")
@@ -62,8 +62,8 @@ type testCluster struct {
 	// building or whose partitions another exchange is repairing, however
 	// long that takes.
 	waitBytes atomic.Int64
-	calls     sync.Map // wire.Kind -> *atomic.Int64
-	kindBytes sync.Map // wire.Kind -> *[3]atomic.Int64 (request bytes, reply bytes, nanoseconds)
+	calls     sync.Map // Kind -> *atomic.Int64
+	kindBytes sync.Map // Kind -> *[3]atomic.Int64 (request bytes, reply bytes, nanoseconds)
 }
 
 type testNode struct {
@@ -180,7 +180,7 @@ func (c *testCluster) startIn(id ring.NodeID, o clusterOpts, dir string) *testNo
 	}
 	n.addr = l.Addr().String()
 	n.srv = wire.NewServer(wire.ServerConfig{}, func(ctx context.Context, kind wire.Kind, p []byte) (wire.Kind, []byte, error) {
-		b, err := n.ae.Handle(ctx, kind, p)
+		b, err := n.ae.Handle(ctx, Kind(kind), p)
 		return kind, b, err
 	})
 	go func() { n.done <- n.srv.Serve(l) }()
@@ -205,7 +205,7 @@ func (c *testCluster) node(id ring.NodeID) *testNode {
 	return c.nodes[id]
 }
 
-func (c *testCluster) kindCalls(k wire.Kind) int64 {
+func (c *testCluster) kindCalls(k Kind) int64 {
 	v, ok := c.calls.Load(k)
 	if !ok {
 		return 0
@@ -216,7 +216,7 @@ func (c *testCluster) kindCalls(k wire.Kind) int64 {
 // traffic describes the calls and bytes so far, by kind.
 func (c *testCluster) traffic() string {
 	s := ""
-	for _, k := range []wire.Kind{KindRoots, KindSegments, KindKeys, KindPush} {
+	for _, k := range []Kind{KindRoots, KindSegments, KindKeys, KindPush} {
 		kb, ok := c.kindBytes.Load(k)
 		if !ok {
 			continue
@@ -244,7 +244,7 @@ func (v *nodeView) Alive(id ring.NodeID) bool {
 
 func (v *nodeView) Replicas(p ring.Partition) []ring.NodeID { return v.c.ring.Home(p, v.c.n) }
 
-func (v *nodeView) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error) {
+func (v *nodeView) Call(ctx context.Context, to ring.NodeID, kind Kind, payload []byte) ([]byte, error) {
 	n := v.c.node(to)
 	if n == nil {
 		return nil, fmt.Errorf("test: no node %s", to)
@@ -255,7 +255,7 @@ func (v *nodeView) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, pay
 	v.c.bytes.Add(int64(len(payload) + frameHeader))
 	kb.(*[3]atomic.Int64)[0].Add(int64(len(payload) + frameHeader))
 	t0 := time.Now()
-	_, resp, err := v.c.pool.Call(ctx, n.addr, kind, payload)
+	_, resp, err := v.c.pool.Call(ctx, n.addr, wire.Kind(kind), payload)
 	kb.(*[3]atomic.Int64)[2].Add(int64(time.Since(t0)))
 	if err == nil {
 		v.c.bytes.Add(int64(len(resp) + frameHeader))

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // obj builds an object by hand: context entries and siblings as

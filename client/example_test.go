@@ -11,13 +11,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/node"
 )
 
 // startNode runs a one-node cluster in this process for the example.
 func startNode() (addr string, stop func()) {
 	dir, _ := os.MkdirTemp("", "mnemo-example-")
-	cfg := node.DefaultConfig()
+	cfg := config.Default()
 	cfg.ID, cfg.Data = "example", dir
 	cfg.RPC, cfg.Gossip = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.N, cfg.R, cfg.W = 1, 1, 1

@@ -18,7 +18,7 @@ type step struct {
 }
 
 // TestObserve checks the rejoin rules of Events, one story per case.
-// Reference: DESIGN.md "Membership and liveness"; Dynamo 4.8.
+// Reference: docs/design.md "Membership and liveness"; Dynamo 4.8.
 func TestObserve(t *testing.T) {
 	const a1, a2 = "10.0.0.1:7946", "10.0.0.2:7946"
 	cases := map[string][]step{

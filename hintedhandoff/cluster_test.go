@@ -15,10 +15,10 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -105,7 +105,7 @@ func (v view) IsHome(key []byte, id ring.NodeID) bool {
 	return v.c.mu.home[string(id)+"/"+string(key)]
 }
 
-func (v view) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error) {
+func (v view) Call(ctx context.Context, to ring.NodeID, kind Kind, payload []byte) ([]byte, error) {
 	n := v.c.calls.Add(1)
 	v.c.mu.Lock()
 	hook := v.c.mu.hook
@@ -127,7 +127,7 @@ func (v view) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload 
 	for m := hi.Load(); now > m && !hi.CompareAndSwap(m, now); m = hi.Load() {
 	}
 	defer cur.Add(-1)
-	_, resp, err := v.c.pool.Call(ctx, addr, kind, payload)
+	_, resp, err := v.c.pool.Call(ctx, addr, wire.Kind(kind), payload)
 	return resp, err
 }
 
@@ -220,7 +220,7 @@ func (c *testCluster) serve(n *testNode) {
 	}
 	h := n.h
 	srv := wire.NewServer(wire.ServerConfig{}, func(ctx context.Context, kind wire.Kind, p []byte) (wire.Kind, []byte, error) {
-		resp, err := h.Handle(ctx, kind, p)
+		resp, err := h.Handle(ctx, Kind(kind), p)
 		return kind, resp, err
 	})
 	errc := make(chan error, 1)

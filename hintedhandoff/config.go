@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -28,7 +27,7 @@ type Cluster interface {
 	IsHome(key []byte, id ring.NodeID) bool
 	// Call sends one request to a node's RPC port and returns the reply
 	// body, or an error (a *wire.Error for an error the node answered).
-	Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error)
+	Call(ctx context.Context, to ring.NodeID, kind Kind, payload []byte) ([]byte, error)
 }
 
 // Config configures a Handoff. Zero fields take the defaults of

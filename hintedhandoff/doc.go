@@ -4,7 +4,7 @@
 //
 // # What it does
 //
-// Under sloppy quorum (DESIGN.md, "Coordinator") a write whose home replica
+// Under sloppy quorum (docs/design.md, "Coordinator") a write whose home replica
 // is dead goes to the next live node of the preference list, a fallback. The
 // fallback stores the object like any other and calls Add: a hint naming the
 // home replica (the target) and holding the whole versioned object,
@@ -42,7 +42,7 @@
 // Hints expire Config.Window (default 3 h, --hint-window) after they were
 // created (their first write; a write merged into a hint already past the
 // window starts a new one): replays and a periodic sweep drop them and
-// count them. Anti-entropy (Merkle exchange, DESIGN.md) repairs whatever an
+// count them. Anti-entropy (Merkle exchange, docs/design.md) repairs whatever an
 // expired hint held. An expired hint's local copy is kept: it may be the only
 // copy of an acknowledged write.
 //

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // FuzzHandleBatch feeds the receiving side arbitrary bytes: it must answer
@@ -81,7 +81,7 @@ func TestHandleRejects(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		kind    wire.Kind
+		kind    Kind
 		payload []byte
 		code    wire.Code
 	}{

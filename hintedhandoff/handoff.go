@@ -15,17 +15,21 @@ import (
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/ratelimit"
-	"github.com/mnemo-kv/mnemo/internal/version"
-	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
+
+// Kind is a request kind of hinted handoff on the node's RPC port. Its
+// values are the numbers on the wire (internal/proto's handoff range,
+// 100-119); the node's RPC layer carries them as they are.
+type Kind uint16
 
 // Request kinds. Wire enum: only append, within proto's handoff range.
 const (
 	// KindHintBatch delivers hints to their target: hintBatch ->
 	// hintBatchReply, sent once the merged batch is durable.
-	KindHintBatch = proto.KindHandoffBase + 0
+	KindHintBatch = Kind(proto.KindHandoffBase) + 0
 )
 
 const (
@@ -151,7 +155,7 @@ func New(cfg Config) (*Handoff, error) {
 }
 
 // Kinds are the request kinds Handle serves.
-func (h *Handoff) Kinds() []wire.Kind { return []wire.Kind{KindHintBatch} }
+func (h *Handoff) Kinds() []Kind { return []Kind{KindHintBatch} }
 
 // Close stops the replays and the background loops and waits for them. A
 // batch in flight is abandoned; its hints stay for the next start. It is

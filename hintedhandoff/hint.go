@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Errors returned by Add. Callers check them with errors.Is.

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // hintBatch is KindHintBatch's request body. Fields may be appended.
@@ -106,7 +106,7 @@ func decodeBatch(st *store.Store, self ring.NodeID, payload []byte) ([]store.Key
 // concurrent ones become siblings), makes it durable, and acknowledges.
 // Everything received is validated; a bad batch gets a *wire.Error with
 // CodeBadRequest, never a panic. After Close it answers CodeUnavailable.
-func (h *Handoff) Handle(ctx context.Context, kind wire.Kind, payload []byte) ([]byte, error) {
+func (h *Handoff) Handle(ctx context.Context, kind Kind, payload []byte) ([]byte, error) {
 	if kind != KindHintBatch {
 		return nil, wire.Errorf(wire.CodeUnknownKind, "hintedhandoff: kind %d", kind)
 	}

@@ -8,10 +8,10 @@ import (
 	"sync"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // PutMany coordinates several puts together, as a Redis pipeline of SETs
@@ -20,7 +20,7 @@ import (
 // ReplicaPutBatch with all of its objects, merged there in one batch too.
 // So a pipeline of k puts costs this node one commit and one fsync, and
 // each replica one request, instead of k of each. Every put keeps Put's
-// semantics (DESIGN.md: versioned by a home replica, acknowledged once W
+// semantics (docs/design.md: versioned by a home replica, acknowledged once W
 // replicas hold it durably, hints for replicas that do not answer), and
 // its result is what Put would have returned: replies[i] or errs[i].
 // Puts that must be forwarded to a home replica go through Put, each on its

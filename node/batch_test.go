@@ -9,7 +9,7 @@ import (
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // TestPutManyReplicates: a batch of puts, a key repeated in it, lands on

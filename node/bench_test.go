@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/config"
 )
 
 // BenchmarkClusterPutGet measures puts and gets through the SDK against
@@ -62,7 +63,7 @@ func startBenchCluster(b *testing.B) []*Node {
 	var nodes []*Node
 	var join []string
 	for i := range 3 {
-		cfg := DefaultConfig()
+		cfg := config.Default()
 		cfg.ID = fmt.Sprintf("b%d", i+1)
 		cfg.Data = b.TempDir()
 		cfg.Gossip, cfg.RPC = "127.0.0.1:0", "127.0.0.1:0"

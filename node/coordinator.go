@@ -10,10 +10,10 @@ import (
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // QuorumError is a read or write that did not hear from enough replicas.

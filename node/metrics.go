@@ -19,8 +19,6 @@ type metrics struct {
 	quorumFailures   *prometheus.CounterVec
 	latency          *prometheus.HistogramVec
 	readRepairs      prometheus.Counter
-	transferKeys     prometheus.Counter
-	transferBytes    prometheus.Counter
 	tombstonesReaped prometheus.Counter
 }
 
@@ -44,18 +42,10 @@ func newMetrics(n *Node) *metrics {
 	m.readRepairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_read_repairs_total", Help: "Stale or missing replicas repaired after quorum reads.",
 	})
-	m.transferKeys = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "mnemo_transfer_keys_received_total", Help: "Keys received by ownership transfer (joins, leaves, removals).",
-	})
-	m.transferBytes = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "mnemo_transfer_bytes_received_total", Help: "Bytes received by ownership transfer.",
-	})
 	m.tombstonesReaped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_tombstones_reaped_total", Help: "Deleted keys whose tombstones were reaped after the grace.",
 	})
 	f(m.tombstonesReaped)
-	f(m.transferKeys)
-	f(m.transferBytes)
 	f(m.requests)
 	f(m.errors)
 	f(m.quorumFailures)

@@ -15,14 +15,15 @@ import (
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/gossip"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
+	"github.com/mnemo-kv/mnemo/internal/admin"
 	"github.com/mnemo-kv/mnemo/internal/proto"
-	"github.com/mnemo-kv/mnemo/internal/ratelimit"
 	"github.com/mnemo-kv/mnemo/internal/security"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/resp"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/transfer"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Version is the build's version, set with -ldflags at build time.
@@ -126,12 +127,13 @@ type Node struct {
 	// handoff is hinted handoff; nil when off.
 	handoff *hintedhandoff.Handoff
 
-	// ae is Merkle anti-entropy; nil when off.
-	ae *antientropy.AntiEntropy
+	// ae is Merkle anti-entropy; nil when off. trees are its Merkle
+	// trees, made when the store opens (they observe every write).
+	ae    *antientropy.AntiEntropy
+	trees *antientropy.Trees
 
-	// owner runs ownership transfer; transferLimit throttles it.
-	owner         *ownership
-	transferLimit *ratelimit.Bucket
+	// transfer runs ownership transfer.
+	transfer *transfer.Transfer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -151,6 +153,14 @@ func zeroIsOff[T ~int64](v T) T {
 
 // New opens the node's store, binds its ports, joins the cluster and starts
 // serving. The caller must Close it.
+//
+// The steps run in this order for reasons that matter: the store opens
+// before anything can ask for data; ports are bound before the node's ring
+// entry is made (the entry carries their addresses); the subsystems and
+// every hook are in place before any server serves (their handlers and
+// hooks are read by the servers' goroutines); the RPC port serves before
+// gossip joins, since peers learn its address from gossip and may call at
+// once.
 func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -174,11 +184,42 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 			n.Close()
 		}
 	}()
-
-	// TLS files first: a node that cannot be secure touches no data.
-	if err := n.startTLS(); err != nil {
-		return nil, err
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		// TLS files first: a node that cannot be secure touches no data.
+		{"load the TLS files", n.startTLS},
+		{"open the store", n.openStore},
+		{"bind the ports", n.bindPorts},
+		{"make the ring entry", n.makeRingEntry},
+		{"start the subsystems", n.startSubsystems},
+		{"serve RPC and HTTP", n.startServers},
+		{"join gossip", func() error { return n.joinGossip(log) }},
 	}
+	for _, s := range steps {
+		if err := s.run(); err != nil {
+			return nil, err
+		}
+	}
+	n.transfer.Start()
+	n.wg.Add(1)
+	go n.housekeeping()
+
+	n.log.Info().Str("rpc", n.RPCAddr()).Str("http", n.HTTPAddr()).Str("gossip", n.GossipAddr()).
+		Strs("join", cfg.Join).Int("partitions", cfg.Partitions).
+		Int("n", cfg.N).Int("r", cfg.R).Int("w", cfg.W).Str("conflicts", cfg.Conflicts.String()).
+		Msg("node started")
+	ok = true
+	return n, nil
+}
+
+// openStore opens (or creates) the Pebble store, checks that its data is
+// not older than the tombstone grace, and records that the node is alive.
+// With anti-entropy on, the Merkle trees watch every change from the first
+// write on; startSubsystems starts the exchange.
+func (n *Node) openStore() error {
+	cfg := n.cfg
 	sopts := store.Options{
 		Dir:             cfg.Data,
 		NodeID:          cfg.ID,
@@ -197,97 +238,112 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		Digest:     antientropy.LeafHash,
 		DigestName: antientropy.LeafHashName,
 	}
-	var trees *antientropy.Trees
 	if cfg.AntiEntropy {
-		// The trees watch every change from the first write on.
-		trees = antientropy.NewTrees(cfg.Partitions, cfg.Segments)
-		sopts.Observer = trees
+		n.trees = antientropy.NewTrees(cfg.Partitions, cfg.Segments)
+		sopts.Observer = n.trees
 	}
 	st, err := store.Open(sopts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n.store, err = n.checkStale(st, sopts); err != nil {
-		return nil, err
+		return err
 	}
 	n.metrics.reg.MustRegister(n.store.Collector())
 	if err := n.markAlive(); err != nil {
-		return nil, err
+		return err
 	}
 	n.log.Info().Str("data", cfg.Data).Str("epoch", n.store.Epoch()).Bool("fresh", n.store.Fresh()).
 		Str("sync", cfg.Sync.String()).Msg("store open")
+	return nil
+}
 
-	if n.rpcLn, err = net.Listen("tcp", cfg.RPC); err != nil {
-		return nil, fmt.Errorf("node: rpc listen %s: %w", cfg.RPC, err)
+// bindPorts binds the RPC and admin HTTP listeners (serving starts in
+// startServers) and makes the peer connection pool.
+func (n *Node) bindPorts() error {
+	var err error
+	if n.rpcLn, err = net.Listen("tcp", n.cfg.RPC); err != nil {
+		return fmt.Errorf("node: rpc listen %s: %w", n.cfg.RPC, err)
 	}
 	n.rpcLn = n.SecureListener(n.rpcLn, "rpc", security.RequireClientCert)
-	if cfg.HTTP != "" {
-		if n.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
-			return nil, fmt.Errorf("node: http listen %s: %w", cfg.HTTP, err)
+	if n.cfg.HTTP != "" {
+		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
+			return fmt.Errorf("node: http listen %s: %w", n.cfg.HTTP, err)
 		}
 	}
 	// One connection per peer: frames of concurrent requests share its
 	// flushes (3.4 frames per syscall instead of 1.8 with two, and a
 	// fifth less CPU per put in BenchmarkClusterPutGet).
 	pcfg := wire.ClientConfig{Logger: n.log, ConnsPerAddr: 1, TLS: n.dialTLS}
-	if cfg.Security != security.Disabled {
+	if n.cfg.Security != security.Disabled {
 		pcfg.LocalIP = dialFrom(n.rpcLn.Addr())
 	}
 	n.pool = wire.NewPool(pcfg)
-	n.transferLimit = ratelimit.New(float64(cfg.TransferRate))
-	n.owner = newOwnership(n)
+	return nil
+}
+
+// makeRingEntry makes this node's own ring entry (its lifecycle status as
+// the store remembers it, its addresses, its security mode) and publishes
+// the first view, which has only this node. Ownership transfer is made
+// first: it keeps the persisted status.
+func (n *Node) makeRingEntry() error {
+	if err := n.newTransfer(); err != nil {
+		return err
+	}
 	status, err := n.initialStatus()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.registerHandlers()
-
 	n.selfEntry = ring.Member{
 		ID:       n.self,
-		Zone:     cfg.Zone,
+		Zone:     n.cfg.Zone,
 		Status:   status,
 		RPCAddr:  n.rpcLn.Addr().String(),
-		Security: uint8(cfg.Security),
+		Security: uint8(n.cfg.Security),
 	}
 	if n.httpLn != nil {
 		n.selfEntry.HTTPAddr = n.httpLn.Addr().String()
 	}
-
-	n.state = ring.NewState(cfg.Partitions)
+	n.state = ring.NewState(n.cfg.Partitions)
 	n.state.Update(n.selfEntry)
 	n.publishView()
-	// Subsystems start once there is a view, and before serving: their
-	// handlers must be in place when the RPC port opens.
-	if trees != nil {
-		if err := n.startAntiEntropy(trees); err != nil {
-			return nil, err
+	return nil
+}
+
+// startSubsystems starts anti-entropy, hinted handoff and the RESP port
+// (each if on), and sets every hook and stats source: all before any
+// server serves, since the servers' handlers and gossip's goroutines read
+// them.
+func (n *Node) startSubsystems() error {
+	if n.trees != nil {
+		if err := n.startAntiEntropy(n.trees); err != nil {
+			return err
 		}
 	}
-	if cfg.Hints {
+	if n.cfg.Hints {
 		if err := n.startHandoff(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if cfg.RESP != "" {
+	if n.cfg.RESP != "" {
 		if err := n.startRESP(); err != nil {
-			return nil, err
+			return err
 		}
 		n.selfEntry.RESPAddr = n.RESPAddr()
 		n.state.Update(n.selfEntry) // gossip has not started: no lock contention
 		n.publishView()
 	}
+	n.ringHooks = append(n.ringHooks, n.transfer.Signal)
+	n.rejoinHooks = append(n.rejoinHooks, n.transfer.NodeRejoined)
+	n.statsSources = append(n.statsSources, n.transferStats)
+	return nil
+}
 
-	// Hooks and sources are read by the servers' handlers (status,
-	// leave, remove) and gossip's goroutines: set every one before any
-	// of them runs.
-	n.ringHooks = append(n.ringHooks, n.owner.signal)
-	n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { n.owner.signal() })
-	n.statsSources = append(n.statsSources, n.owner.stats)
-
-	// Serve RPC before joining: peers learn our address from gossip and
-	// may call at once.
+// startServers serves the RPC port and, if bound, the admin HTTP port.
+func (n *Node) startServers() error {
 	rcfg := wire.ServerConfig{MaxFrame: wire.DefaultMaxFrame, Logger: n.log, Inline: n.inline}
-	if cfg.Security != security.Disabled {
+	if n.cfg.Security != security.Disabled {
 		rcfg.Authorize = n.authorize
 	}
 	n.rpc = wire.NewServer(rcfg, n.serve)
@@ -299,7 +355,8 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		}
 	}()
 	if n.httpLn != nil {
-		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		h := admin.NewHandler(admin.Config{Node: (*adminView)(n), Metrics: n.metrics.reg, Logger: n.log})
+		n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -308,7 +365,14 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 			}
 		}()
 	}
+	return nil
+}
 
+// joinGossip starts memberlist, joins the seeds, and adds the gossip
+// address to this node's ring entry. log is New's logger, without the node
+// field that gossip adds itself.
+func (n *Node) joinGossip(log zerolog.Logger) error {
+	cfg := n.cfg
 	gcfg := gossip.DefaultConfig()
 	if cfg.GossipProfile == "local" || (cfg.GossipProfile == "" && allLoopback(cfg)) {
 		gcfg = gossip.DefaultLocalConfig()
@@ -319,10 +383,10 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	gcfg.Join = cfg.Join
 	gcfg.State = (*stateDelegate)(n)
 	gcfg.Events = (*events)(n)
-	gcfg.Logger = log // gossip adds its own node field
+	gcfg.Logger = log
 	g, err := gossip.New(gcfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.gsp.Store(g)
 	n.stateMu.Lock()
@@ -331,17 +395,7 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 	n.stateMu.Unlock()
 	n.publishView()
 	g.BroadcastState()
-
-	n.wg.Add(2)
-	go n.owner.run()
-	go n.housekeeping()
-
-	n.log.Info().Str("rpc", n.RPCAddr()).Str("http", n.HTTPAddr()).Str("gossip", g.LocalAddr()).
-		Strs("join", cfg.Join).Int("partitions", cfg.Partitions).
-		Int("n", cfg.N).Int("r", cfg.R).Int("w", cfg.W).Str("conflicts", cfg.Conflicts.String()).
-		Msg("node started")
-	ok = true
-	return n, nil
+	return nil
 }
 
 // allLoopback reports whether every address the node uses is on loopback,
@@ -507,7 +561,7 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 		// Before the ownership loop may act (below): it must not start
 		// pulling partitions anti-entropy will refill.
 		n.log.Info().Str("status", adopted.String()).Msg("empty data directory, but the cluster lists this node: keeping its place; anti-entropy refills it")
-		if err := n.owner.adopted(adopted); err != nil {
+		if err := n.transfer.Adopted(adopted); err != nil {
 			n.log.Error().Err(err).Msg("persist adopted status")
 		}
 	}
@@ -515,7 +569,7 @@ func (d *stateDelegate) MergeRemoteState(buf []byte) error {
 		// Only now that the view holds the cluster's members may the
 		// ownership loop act on it (see joined).
 		n.remoteState.Store(true)
-		n.owner.signal()
+		n.transfer.Signal()
 	}
 	if g := n.gsp.Load(); reassert && g != nil {
 		g.BroadcastState()
@@ -590,6 +644,9 @@ func (n *Node) Close() error {
 			n.httpLn.Close()
 		}
 		n.cancelBg()
+		if n.transfer != nil {
+			errs = append(errs, n.transfer.Close())
+		}
 		if n.handoff != nil {
 			errs = append(errs, n.handoff.Close())
 		}
@@ -667,9 +724,6 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindReplicaGetBatch] = n.handleReplicaGetBatch
 	n.handlers[proto.KindStatus] = n.handleStatus
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
-	n.handlers[kindTransferScan] = n.handleTransferScan
-	n.handlers[kindTransferSynced] = n.handleTransferSynced
-	n.handlers[proto.KindOwnershipEvents] = n.handleOwnershipEvents
 	n.handlers[proto.KindLeave] = n.handleLeave
 	n.handlers[proto.KindRemove] = n.handleRemove
 }
@@ -679,14 +733,11 @@ func (n *Node) registerHandlers() {
 // join (it pulls its partitions first); active when it founds a cluster.
 // A node that was removed while away comes back as a plain join.
 func (n *Node) initialStatus() (ring.Status, error) {
-	if _, err := n.owner.load(); err != nil {
-		return 0, err
-	}
-	if s, ok := n.owner.persistedStatus(); ok {
+	if s, ok := n.transfer.PersistedStatus(); ok {
 		switch s {
 		case ring.Removed:
 			n.log.Warn().Msg("this node was removed from the ring: rejoining as a new member; its old data is merged, not trusted")
-			return ring.Joining, n.owner.persistStatus(ring.Joining)
+			return ring.Joining, n.transfer.PersistStatus(ring.Joining)
 		case ring.Active, ring.Leaving, ring.Joining:
 			return s, nil
 		}
@@ -696,7 +747,7 @@ func (n *Node) initialStatus() (ring.Status, error) {
 		status = ring.Joining
 		n.adoptStatus = true
 	}
-	return status, n.owner.persistStatus(status)
+	return status, n.transfer.PersistStatus(status)
 }
 
 // otherSeeds is the join list without this node's own gossip address.

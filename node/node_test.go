@@ -17,11 +17,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 func TestMain(m *testing.M) {
@@ -41,7 +42,7 @@ type testCluster struct {
 }
 
 func testConfig(t *testing.T, id string, join []string, mod func(*Config)) Config {
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.ID = id
 	cfg.Data = t.TempDir()
 	cfg.Gossip = "127.0.0.1:0"

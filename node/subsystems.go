@@ -1,8 +1,10 @@
 package node
 
-// Wiring of the repair subsystems (anti-entropy now; hinted handoff) to
-// the node: each gets a small Cluster view of the node, its RPC kinds, the
-// liveness hooks and a place in NodeInfo.
+// Wiring of the repair subsystems (anti-entropy, hinted handoff) to the
+// node: each gets a small Cluster view of the node, its RPC kinds, the
+// liveness hooks and a place in NodeInfo. Each package has a Kind type of
+// its own, so that its API does not need internal/wire; its values are the
+// wire numbers, converted as they are.
 
 import (
 	"context"
@@ -11,11 +13,14 @@ import (
 
 	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/hintedhandoff"
+	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/transfer"
 )
 
-// cluster is the node as its subsystems see it.
+// cluster is the node as its subsystems see it; aeCluster and hhCluster
+// add Call with each package's kind type.
 type cluster Node
 
 func (c *cluster) Self() ring.NodeID         { return c.self }
@@ -29,7 +34,8 @@ func (c *cluster) IsHome(key []byte, id ring.NodeID) bool {
 	return v.ring.IsHome(v.ring.PartitionForKey(key), c.cfg.N, id)
 }
 
-func (c *cluster) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error) {
+// call sends one request to a ring member's RPC address.
+func (c *cluster) call(ctx context.Context, to ring.NodeID, kind wire.Kind, payload []byte) ([]byte, error) {
 	m, ok := c.view.Load().members[to]
 	if !ok || m.RPCAddr == "" {
 		return nil, fmt.Errorf("node: no address for %s", to)
@@ -38,8 +44,34 @@ func (c *cluster) Call(ctx context.Context, to ring.NodeID, kind wire.Kind, payl
 	return resp, err
 }
 
+// aeCluster is the node as anti-entropy sees it.
+type aeCluster struct{ *cluster }
+
+func (c aeCluster) Call(ctx context.Context, to ring.NodeID, kind antientropy.Kind, payload []byte) ([]byte, error) {
+	return c.call(ctx, to, wire.Kind(kind), payload)
+}
+
+// hhCluster is the node as hinted handoff sees it.
+type hhCluster struct{ *cluster }
+
+func (c hhCluster) Call(ctx context.Context, to ring.NodeID, kind hintedhandoff.Kind, payload []byte) ([]byte, error) {
+	return c.call(ctx, to, wire.Kind(kind), payload)
+}
+
+// subsystemKind is a subsystem's own kind type, whose values are wire kinds.
+type subsystemKind interface {
+	antientropy.Kind | hintedhandoff.Kind | transfer.Kind
+}
+
+// handleKinds routes each of a subsystem's kinds to its Handle.
+func handleKinds[K subsystemKind](n *Node, kinds []K, h func(ctx context.Context, kind K, payload []byte) ([]byte, error)) {
+	for _, k := range kinds {
+		n.handlers[wire.Kind(k)] = kindHandler(k, h)
+	}
+}
+
 // kindHandler adapts a subsystem's Handle to a node handler.
-func kindHandler(kind wire.Kind, h func(ctx context.Context, kind wire.Kind, payload []byte) ([]byte, error)) handler {
+func kindHandler[K subsystemKind](kind K, h func(ctx context.Context, kind K, payload []byte) ([]byte, error)) handler {
 	return func(ctx context.Context, payload []byte) (any, error) {
 		b, err := h(ctx, kind, payload)
 		if err != nil {
@@ -57,7 +89,7 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 	ae, err := antientropy.New(antientropy.Config{
 		Store:      n.store,
 		Trees:      trees,
-		Cluster:    (*cluster)(n),
+		Cluster:    aeCluster{(*cluster)(n)},
 		Interval:   n.cfg.AEInterval,
 		Rate:       n.cfg.AERate,
 		CPUShare:   aeCPUShare(n.cfg.AECPU),
@@ -70,9 +102,7 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 		return err
 	}
 	n.ae = ae
-	for _, k := range ae.Kinds() {
-		n.handlers[k] = kindHandler(k, ae.Handle)
-	}
+	handleKinds(n, ae.Kinds(), ae.Handle)
 	n.rejoinHooks = append(n.rejoinHooks, ae.NodeRejoined)
 	n.statsSources = append(n.statsSources, func(stats map[string]float64, detail map[string]any) {
 		s := ae.Stats()
@@ -117,7 +147,7 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 func (n *Node) startHandoff() error {
 	hh, err := hintedhandoff.New(hintedhandoff.Config{
 		Store:      n.store,
-		Cluster:    (*cluster)(n),
+		Cluster:    hhCluster{(*cluster)(n)},
 		Window:     n.cfg.HintWindow,
 		Rate:       n.cfg.HintRate,
 		Logger:     n.log, // the package adds its component
@@ -128,9 +158,7 @@ func (n *Node) startHandoff() error {
 	}
 	n.handoff = hh
 	n.hints = hh
-	for _, k := range hh.Kinds() {
-		n.handlers[k] = kindHandler(k, hh.Handle)
-	}
+	handleKinds(n, hh.Kinds(), hh.Handle)
 	n.rejoinHooks = append(n.rejoinHooks, hh.NodeRejoined)
 	n.statsSources = append(n.statsSources, func(stats map[string]float64, detail map[string]any) {
 		s := hh.Stats()
@@ -165,3 +193,10 @@ func aeCPUShare(v float64) float64 {
 	}
 	return v
 }
+
+// adminView is the node as the admin HTTP port reads it.
+type adminView Node
+
+func (a *adminView) Status(ctx context.Context) *proto.Status { return (*Node)(a).Status(ctx) }
+func (a *adminView) Ring() *ring.Ring                         { return (*Node)(a).Ring() }
+func (a *adminView) Healthy() bool                            { return a.bg.Err() == nil }

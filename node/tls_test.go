@@ -133,35 +133,6 @@ func TestMemberAt(t *testing.T) {
 	}
 }
 
-// TestInsecureRule: an open node outside loopback needs --insecure, for
-// every port, and says what to set.
-func TestInsecureRule(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.ID, cfg.Data = "n1", t.TempDir()
-	cfg.RPC, cfg.Gossip, cfg.HTTP, cfg.RESP = "10.1.2.3:7000", "0.0.0.0:7946", ":8000", "127.0.0.1:6380"
-	err := cfg.Validate()
-	if err == nil {
-		t.Fatal("open node on 10.1.2.3 validated")
-	}
-	for _, want := range []string{"--rpc: 10.1.2.3:7000 is outside loopback", "--gossip: 0.0.0.0:7946", "--http: :8000", "--security required", "--insecure"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
-	}
-	if strings.Contains(err.Error(), "--resp") {
-		t.Errorf("a loopback RESP address was refused:\n%v", err)
-	}
-	cfg.Insecure = true
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("with --insecure: %v", err)
-	}
-	cfg.Insecure = false
-	cfg.Security = security.Required
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert: is needed") {
-		t.Fatalf("required without files: %v", err)
-	}
-}
-
 // TestDialChecksRingIdentity: a node dialing the address the ring gives
 // node n3 refuses a server there that presents n2's valid certificate.
 func TestDialChecksRingIdentity(t *testing.T) {

@@ -18,19 +18,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/ring"
 	"github.com/mnemo-kv/mnemo/store"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 const metaAliveAt = "alive-at"
-
-// Stale-data policies (--stale-data).
-const (
-	StaleRefuse      = "refuse"
-	StaleRejoinEmpty = "rejoin-empty"
-	StaleKeep        = "keep"
-)
 
 // ErrStaleData is returned by New when the node was away longer than the
 // tombstone grace and the policy is to refuse.
@@ -54,11 +48,11 @@ func (n *Node) checkStale(st *store.Store, opts store.Options) (*store.Store, er
 		return st, nil
 	}
 	switch n.cfg.StaleData {
-	case StaleKeep:
+	case config.StaleKeep:
 		n.log.Warn().Dur("away", away).Dur("tombstone_grace", n.cfg.TombstoneGrace).
 			Msg("this node was away longer than the tombstone grace; keeping its data as told (deleted keys may come back)")
 		return st, nil
-	case StaleRejoinEmpty:
+	case config.StaleRejoinEmpty:
 		st.Close()
 		aside := fmt.Sprintf("%s.stale-%s", n.cfg.Data, time.Now().UTC().Format("20060102T150405"))
 		if err := os.Rename(n.cfg.Data, aside); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
 	"github.com/mnemo-kv/mnemo/store"
 )
@@ -71,7 +72,7 @@ func TestStaleNodeRefusesOrRejoinsEmpty(t *testing.T) {
 	if _, err := New(cfg, zerolog.New(io.Discard)); !errors.Is(err, ErrStaleData) {
 		t.Fatalf("stale start: %v, want ErrStaleData", err)
 	}
-	cfg.StaleData = StaleRejoinEmpty
+	cfg.StaleData = config.StaleRejoinEmpty
 	nd, err = New(cfg, zerolog.New(io.Discard))
 	if err != nil {
 		t.Fatalf("rejoin-empty start: %v", err)

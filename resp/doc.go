@@ -1,6 +1,6 @@
 // Package resp serves the Redis protocol (RESP2, and RESP3 after HELLO 3)
 // on top of a mnemo node, so that redis-cli, redis-benchmark and Redis
-// client libraries work against mnemo unchanged (DESIGN.md, "Surfaces").
+// client libraries work against mnemo unchanged (docs/design.md, "Surfaces").
 //
 // The server knows nothing about replication: it parses commands, calls a
 // Backend (the node's quorum coordinator) and encodes the answers. The

@@ -50,6 +50,10 @@ const (
 	keyGossip     = "gsp"
 	keyRESP       = "resp"
 	keyVersion    = "v"
+	// keySecurity is written only when non-zero (disabled), so states of
+	// clusters that never turned security on encode, and digest, as
+	// before, and nodes that predate it skip it.
+	keySecurity = "sec"
 )
 
 // Encode returns the canonical msgpack encoding of s: a map {q, m} with the
@@ -218,7 +222,11 @@ func (s State) encodeTo(enc *msgpack.Encoder) error {
 }
 
 func (m Member) encodeTo(enc *msgpack.Encoder) error {
-	if err := enc.EncodeMapLen(8); err != nil {
+	fields := 8
+	if m.Security != 0 {
+		fields++
+	}
+	if err := enc.EncodeMapLen(fields); err != nil {
 		return err
 	}
 	for _, kv := range [...]struct{ k, v string }{
@@ -241,6 +249,14 @@ func (m Member) encodeTo(enc *msgpack.Encoder) error {
 	}
 	if err := enc.EncodeUint(uint64(m.Status)); err != nil {
 		return err
+	}
+	if m.Security != 0 {
+		if err := enc.EncodeString(keySecurity); err != nil {
+			return err
+		}
+		if err := enc.EncodeUint(uint64(m.Security)); err != nil {
+			return err
+		}
 	}
 	if err := enc.EncodeString(keyVersion); err != nil {
 		return err
@@ -360,7 +376,7 @@ func (d *stateDecoder) decodeMember() (Member, error) {
 			if err == nil && len(s) > MaxFieldLen {
 				err = fmt.Errorf("%d bytes, limit %d", len(s), MaxFieldLen)
 			}
-		case keyStatus, keyVersion:
+		case keyStatus, keyVersion, keySecurity:
 			u, err = dec.DecodeUint64()
 		default:
 			err = skipValue(dec, 0)
@@ -388,6 +404,11 @@ func (d *stateDecoder) decodeMember() (Member, error) {
 			m.Status = Status(u)
 		case keyVersion:
 			m.Version = u
+		case keySecurity:
+			if u > 0xff {
+				return Member{}, fmt.Errorf("%w: security %d out of range", ErrMalformedState, u)
+			}
+			m.Security = uint8(u)
 		}
 	}
 	if err := m.validate(); err != nil {

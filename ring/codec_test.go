@@ -33,6 +33,7 @@ func genWireState() *rapid.Generator[State] {
 				HTTPAddr:   str.Draw(t, "http"),
 				GossipAddr: str.Draw(t, "gossip"),
 				RESPAddr:   str.Draw(t, "resp"),
+				Security:   rapid.SampledFrom([]uint8{0, 0, 1, 2, 255}).Draw(t, "security"),
 				Version:    rapid.Uint64().Draw(t, "version"),
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // objectCache keeps the versions of recently used keys in memory, without

@@ -1,5 +1,5 @@
 // Package store keeps one node's replicas in Pebble: versioned objects
-// (siblings, tombstones and their causal context, see internal/version),
+// (siblings, tombstones and their causal context, see package version),
 // plus small keyspaces for hints and node metadata.
 //
 // It implements the local half of Dynamo §4.4 (data versioning): Put

@@ -5,8 +5,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // PutMany versions several writes in one Pebble batch: one commit, and

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // TestPutManyAsSequentialPuts: a batch of writes, a key repeated among

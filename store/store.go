@@ -19,8 +19,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // Errors returned by the store. Callers check them with errors.Is.
@@ -570,7 +570,7 @@ type PutRequest struct {
 
 // Put versions a write with this node's actor, atomically with respect to
 // every other write of the key, and returns the new object. The caller must
-// be a home replica of the key (see internal/version).
+// be a home replica of the key (see package version).
 func (s *Store) Put(req PutRequest) (*version.Object, error) {
 	after, _, durable, err := s.PutPipelined(req)
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -10,8 +10,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/mnemo-kv/mnemo/internal/version"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // testDigest is a digest of a key and its versions (not the values, like

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/node"
 )
 
@@ -28,7 +29,7 @@ with one line per bad setting.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			values := map[string]string{}
 			if configFile != "" {
-				fileValues, err := node.ReadConfigFile(configFile)
+				fileValues, err := config.ReadFile(configFile)
 				if err != nil {
 					return fmt.Errorf("bad configuration:\n%w", err)
 				}
@@ -39,7 +40,7 @@ with one line per bad setting.`,
 					values[f.Name] = f.Value.String()
 				}
 			})
-			cfg, err := node.ParseSettings(values)
+			cfg, err := config.Parse(values)
 			if err != nil {
 				return fmt.Errorf("bad configuration:\n%w", indent(err))
 			}
@@ -76,7 +77,7 @@ with one line per bad setting.`,
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "TOML config file of name = value settings (flags win)")
-	for _, s := range node.Settings() {
+	for _, s := range config.Settings() {
 		f := cmd.Flags().VarPF(&settingFlag{s: s, text: s.Default}, s.Name, "", s.Usage)
 		if s.Type == "bool" {
 			f.NoOptDefVal = "true" // --hints alone means --hints=true
@@ -86,10 +87,10 @@ with one line per bad setting.`,
 }
 
 // settingFlag is a node setting as a flag: --help shows its type. It keeps
-// the text; ParseSettings checks and applies it with every other setting,
+// the text; config.Parse checks and applies it with every other setting,
 // so that one start-up reports every bad value, not only the first.
 type settingFlag struct {
-	s    node.Setting
+	s    config.Setting
 	text string
 }
 

@@ -40,8 +40,10 @@ const (
 	KindReplicaGetBatch
 )
 
-// Ranges of kinds owned by subsystems; each package defines its kinds as
-// Base+i and its bodies itself. Only append within a range.
+// Ranges of kinds owned by subsystems. Hinted handoff and anti-entropy
+// define their kinds as Base+i and their bodies themselves; ownership
+// transfer's kinds are below, with the admin kinds, since clients use one
+// of them. Only append within a range.
 const (
 	// KindHandoffBase starts hinted handoff's kinds (100-119).
 	KindHandoffBase wire.Kind = 100
@@ -239,9 +241,19 @@ const (
 	KindRemove
 )
 
-// KindOwnershipEvents long-polls a node's partition-ownership events:
-// EventsRequest -> EventsReply. (In the transfer range.)
-const KindOwnershipEvents = KindTransferBase + 2
+// Ownership transfer's kinds (package transfer serves them). Wire enum:
+// only append.
+const (
+	// KindTransferScan reads a batch of a partition after a cursor, between
+	// nodes (bodies in package transfer).
+	KindTransferScan = KindTransferBase + iota
+	// KindTransferSynced asks a node which partitions it holds completely,
+	// between nodes (bodies in package transfer).
+	KindTransferSynced
+	// KindOwnershipEvents long-polls a node's partition-ownership events:
+	// EventsRequest -> EventsReply.
+	KindOwnershipEvents
+)
 
 // RemoveRequest names the member to remove.
 type RemoveRequest struct {

@@ -1,6 +1,6 @@
 // Package wire is mnemo's RPC transport: length-prefixed, multiplexed
 // frames over TCP, msgpack bodies, and a pooled client. One port serves
-// both clients and peers (DESIGN.md, "Wire"); memberlist has its own.
+// both clients and peers (docs/design.md, "Wire"); memberlist has its own.
 //
 // # Frames
 //

@@ -1,4 +1,9 @@
-package node
+// Package admin is a node's admin HTTP port: /metrics (Prometheus),
+// /status (JSON), /healthz, /debug/pprof/ and / (a page that draws the
+// ring). Every route is registered through one place (Handler.handle), so
+// Routes lists them all and any policy applied in ServeHTTP covers a new
+// route too.
+package admin
 
 import (
 	"context"
@@ -10,39 +15,82 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
+	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/ring"
 )
 
-// httpHandler serves the admin port: /metrics (Prometheus), /status (JSON),
-// /healthz, and / (a page that draws the ring).
-func (n *Node) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if n.bg.Err() != nil {
+// Node is what the admin port reads of its node.
+type Node interface {
+	// Status is the cluster as the node sees it (what `mnemo status` shows).
+	Status(ctx context.Context) *proto.Status
+	// Ring is the node's current ring.
+	Ring() *ring.Ring
+	// Healthy reports whether the node is serving (false once it stops).
+	Healthy() bool
+}
+
+// Config is what a Handler serves.
+type Config struct {
+	Node Node
+	// Metrics is gathered by /metrics.
+	Metrics prometheus.Gatherer
+	Logger  zerolog.Logger
+}
+
+// Handler serves the admin routes. It is safe for concurrent use.
+type Handler struct {
+	cfg    Config
+	mux    *http.ServeMux
+	routes []string
+}
+
+// NewHandler returns the admin port's handler.
+func NewHandler(cfg Config) *Handler {
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h.handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	h.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !cfg.Node.Healthy() {
 			http.Error(w, "stopping", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	h.handle("GET /status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(n.Status(ctx))
-	})
-	mux.HandleFunc("GET /{$}", n.ringPage)
+		enc.Encode(cfg.Node.Status(ctx))
+	}))
+	h.handle("GET /{$}", http.HandlerFunc(h.ringPage))
 	// Profiles for operators: go tool pprof http://ADDR/debug/pprof/profile
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	h.handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+	h.handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+	h.handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	h.handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+	h.handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	return h
+}
+
+// handle registers a route; every route goes through here, so Routes is
+// complete.
+func (h *Handler) handle(pattern string, handler http.Handler) {
+	h.mux.Handle(pattern, handler)
+	h.routes = append(h.routes, pattern)
+}
+
+// Routes returns the patterns of every route served, as given to
+// http.ServeMux ("GET /status", "/debug/pprof/").
+func (h *Handler) Routes() []string { return append([]string(nil), h.routes...) }
+
+// ServeHTTP serves one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
 }
 
 var ringTmpl = template.Must(template.New("ring").Parse(`<!doctype html>
@@ -65,11 +113,11 @@ coloured by its first home replica; the outer rings show the other home replicas
 
 var palette = []string{"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"}
 
-func (n *Node) ringPage(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ringPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	st := n.Status(ctx)
-	v := n.view.Load()
+	st := h.cfg.Node.Status(ctx)
+	rg := h.cfg.Node.Ring()
 	color := map[ring.NodeID]string{}
 	type member struct {
 		ID, Ring, Liveness, RPC, HTTP, Color string
@@ -96,9 +144,9 @@ func (n *Node) ringPage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Members = append(data.Members, mm)
 	}
-	q := v.state.Partitions
+	q := rg.Partitions()
 	for p := range q {
-		home := v.ring.Home(ring.Partition(p), n.cfg.N)
+		home := rg.Home(ring.Partition(p), st.N)
 		a0 := 2 * math.Pi * float64(p) / float64(q)
 		a1 := 2 * math.Pi * float64(p+1) / float64(q)
 		for i, id := range home {
@@ -115,6 +163,6 @@ func (n *Node) ringPage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := ringTmpl.Execute(w, data); err != nil {
-		n.log.Warn().Err(err).Msg("ring page")
+		h.cfg.Logger.Warn().Err(err).Msg("ring page")
 	}
 }

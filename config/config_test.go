@@ -1,4 +1,4 @@
-package node
+package config
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/security"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -34,11 +36,11 @@ max-value-size = 2097152
 timeout = "750ms"
 join = ["127.0.0.1:7946", "127.0.0.1:7947"]
 `)
-	values, err := ReadConfigFile(p)
+	values, err := ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseSettings(values)
+	cfg, err := Parse(values)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,21 +58,21 @@ join = ["127.0.0.1:7946", "127.0.0.1:7947"]
 // settings, tables and bad values are reported together, one line each.
 func TestConfigFileErrors(t *testing.T) {
 	p := writeConfig(t, "id = \"a\"\nn = \n")
-	if _, err := ReadConfigFile(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
+	if _, err := ReadFile(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
 		t.Fatalf("syntax error: %v, want the file and line 2", err)
 	}
 	p = writeConfig(t, "nodes = 3\nn = \"three\"\ntimeout = \"soon\"\n[ring]\nq = 1\n")
-	values, err := ReadConfigFile(p)
+	values, err := ReadFile(p)
 	if err == nil || !strings.Contains(err.Error(), "ring: is a table") {
 		t.Fatalf("a table: %v", err)
 	}
-	_, err = ParseSettings(values)
+	_, err = Parse(values)
 	for _, want := range []string{"nodes: unknown setting", `--n: "three" is not a whole number`, `--timeout: "soon" is not a duration`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad settings: %v, want %q", err, want)
 		}
 	}
-	if _, err := ReadConfigFile(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
+	if _, err := ReadFile(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
 		t.Fatal("a missing file read without error")
 	}
 }
@@ -105,9 +107,38 @@ func TestSettingTypes(t *testing.T) {
 		if !types[s.Type] {
 			t.Errorf("%s: type %q", s.Name, s.Type)
 		}
-		c := DefaultConfig()
+		c := Default()
 		if err := s.apply(&c, s.Default); err != nil {
 			t.Errorf("%s: default %q does not parse: %v", s.Name, s.Default, err)
 		}
+	}
+}
+
+// TestInsecureRule: an open node outside loopback needs --insecure, for
+// every port, and says what to set.
+func TestInsecureRule(t *testing.T) {
+	cfg := Default()
+	cfg.ID, cfg.Data = "n1", t.TempDir()
+	cfg.RPC, cfg.Gossip, cfg.HTTP, cfg.RESP = "10.1.2.3:7000", "0.0.0.0:7946", ":8000", "127.0.0.1:6380"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("open node on 10.1.2.3 validated")
+	}
+	for _, want := range []string{"--rpc: 10.1.2.3:7000 is outside loopback", "--gossip: 0.0.0.0:7946", "--http: :8000", "--security required", "--insecure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "--resp") {
+		t.Errorf("a loopback RESP address was refused:\n%v", err)
+	}
+	cfg.Insecure = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("with --insecure: %v", err)
+	}
+	cfg.Insecure = false
+	cfg.Security = security.Required
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert: is needed") {
+		t.Fatalf("required without files: %v", err)
 	}
 }
