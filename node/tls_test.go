@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/proto"
@@ -168,5 +171,48 @@ func TestDialChecksRingIdentity(t *testing.T) {
 	}
 	if st := srv.Stats(); st.FramesIn != 0 {
 		t.Fatalf("the impostor read %d frames", st.FramesIn)
+	}
+}
+
+// TestTransitionalPeersDialTLS: nodes that all advertise transitional
+// talk TLS to each other (they learn each other's mode from the ring
+// state), so with clients on TLS too no plaintext connection is accepted:
+// the figure that tells the operator required is safe.
+func TestTransitionalPeersDialTLS(t *testing.T) {
+	dir := testCerts(t, "n1", "n2", "n3")
+	tc := startCluster(t, 3, secure(dir, security.Transitional))
+	tlsCfg, err := client.LoadTLS(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "client-ops.crt"), filepath.Join(dir, "client-ops.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range tc.nodes {
+		for _, m := range nd.view.Load().members {
+			if security.Mode(m.Security) != security.Transitional {
+				t.Fatalf("n%d sees %s advertising %v", i+1, m.ID, security.Mode(m.Security))
+			}
+		}
+	}
+	c, err := client.NewWithConfig(client.Config{Addrs: []string{tc.nodes[0].RPCAddr()}, TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := ctxFor(t)
+	for k := range 20 {
+		if _, err := c.Put(ctx, []byte(fmt.Sprint("k", k)), []byte("v"), client.W(3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range tc.nodes {
+		var m dto.Metric
+		if err := nd.tlsm.plaintext.WithLabelValues("rpc").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if v := m.GetCounter().GetValue(); v != 0 {
+			t.Errorf("n%d accepted %v plaintext connections", i+1, v)
+		}
 	}
 }

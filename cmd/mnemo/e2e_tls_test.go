@@ -456,6 +456,24 @@ func TestE2ERollingSecurity(t *testing.T) {
 	ackMu.Unlock()
 	c.SetClientTLS(clientTLS(t, dir))
 	waitWrites(50)
+	// What tells the operator required is safe: with every node
+	// transitional and every client on TLS, peers dial each other with
+	// TLS too (each advertises transitional), so the plaintext count
+	// stops growing.
+	plaintext := func() (sum float64) {
+		for _, p := range c.Nodes {
+			sum += metric(t, p.HTTP, `mnemo_plaintext_connections_total{port="rpc"}`)
+		}
+		return sum
+	}
+	settled := plaintext()
+	waitWrites(200)
+	if err := c.WaitConverged(ctx, c.Indexes()...); err != nil { // status fans out to every peer
+		t.Fatal(err)
+	}
+	if now := plaintext(); now != settled {
+		t.Errorf("plaintext connections grew from %v to %v with every node transitional and clients on TLS", settled, now)
+	}
 	roll("required")
 	waitWrites(50)
 	close(stop)
