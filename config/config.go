@@ -145,6 +145,14 @@ type Config struct {
 	// MetricsTokenFile holds a second token that opens only /metrics, for
 	// a scraper. Empty: none.
 	MetricsTokenFile string
+	// TLSCert, TLSKey and TLSCA are PEM files: the node's certificate
+	// (naming it mnemo://node/<id>), its key, and the CA bundle trusted
+	// for peers and clients (one or several CAs, so a CA rotation can
+	// trust both). Needed unless Security is disabled.
+	TLSCert, TLSKey, TLSCA string
+	// TLSReloadInterval is how often the TLS files' content is checked
+	// for a change (SIGHUP reloads at once); 0: only on SIGHUP. Default 10s.
+	TLSReloadInterval time.Duration
 }
 
 // RESPClientCerts values.
@@ -207,7 +215,8 @@ func Default() Config {
 		AERate:           64 << 20,
 		AECPU:            antientropy.DefaultCPUShare,
 
-		RESPClientCerts: ClientCertsOptional,
+		RESPClientCerts:   ClientCertsOptional,
+		TLSReloadInterval: 10 * time.Second,
 	}
 }
 
@@ -366,6 +375,36 @@ func (c Config) fieldErrors() []fieldError {
 		case c.Security != security.Disabled:
 			bad("resp-users", "must be set with --security %s: without users the Redis port takes commands from anyone (or give --insecure)", c.Security)
 		}
+	}
+	errs = append(errs, c.securityErrors()...)
+	return errs
+}
+
+// securityErrors checks the TLS files are given when security is on, and
+// that an open node (security disabled) binds only loopback unless
+// Insecure says the operator means it (Redis' protected mode, for every
+// port).
+func (c Config) securityErrors() []fieldError {
+	var errs []fieldError
+	if c.Security != security.Disabled {
+		for _, f := range []struct{ name, v string }{{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"tls-ca", c.TLSCA}} {
+			if f.v == "" {
+				errs = append(errs, fieldError{f.name, fmt.Sprintf("is needed with --security %v (make one with mnemo certs)", c.Security)})
+			}
+		}
+	}
+	if c.TLSReloadInterval < 0 {
+		errs = append(errs, fieldError{"tls-reload-interval", fmt.Sprintf("%v must not be negative (0: only on SIGHUP)", c.TLSReloadInterval)})
+	}
+	if c.Security != security.Disabled || c.Insecure {
+		return errs
+	}
+	for _, a := range []struct{ name, addr string }{{"gossip", c.Gossip}, {"rpc", c.RPC}, {"http", c.HTTP}, {"resp", c.RESP}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr == "" || err != nil || IsLoopback(a.addr) {
+			continue // empty (off), or malformed and reported as such
+		}
+		errs = append(errs, fieldError{a.name, fmt.Sprintf("%s is outside loopback and --security is disabled: anyone who reaches it can read and write every key. "+
+			"Set --security required (or transitional) with --tls-cert, --tls-key and --tls-ca (see mnemo certs), or --insecure to serve it open", a.addr)})
 	}
 	return errs
 }

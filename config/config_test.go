@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/security"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -123,12 +125,13 @@ func TestAuthRules(t *testing.T) {
 		{"loopback open", map[string]string{"resp": "127.0.0.1:6380", "http": "localhost:8001"}, ""},
 		{"resp outside loopback", map[string]string{"resp": "0.0.0.0:6380"}, "--resp-users: must be set"},
 		{"resp all interfaces", map[string]string{"resp": ":6380"}, "--resp-users: must be set"},
-		{"resp outside loopback, users", map[string]string{"resp": "10.0.0.1:6380", "resp-users": "u.toml"}, ""},
+		{"resp outside loopback, users, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "resp": "10.0.0.1:6380", "resp-users": "u.toml"}, ""},
 		{"resp outside loopback, insecure", map[string]string{"resp": "10.0.0.1:6380", "insecure": "true"}, ""},
 		{"resp, security on", map[string]string{"resp": "127.0.0.1:6380", "security": "required"}, "--resp-users: must be set with --security required"},
 		{"http outside loopback", map[string]string{"http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
-		{"http outside loopback, token", map[string]string{"http": "0.0.0.0:8001", "admin-token-file": "t"}, ""},
-		{"http outside loopback, metrics token only", map[string]string{"http": "0.0.0.0:8001", "metrics-token-file": "t"}, ""},
+		{"http outside loopback, token, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "http": "0.0.0.0:8001", "admin-token-file": "t"}, ""},
+		{"http outside loopback, tls, no token", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
+		{"http outside loopback, metrics token only, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "http": "0.0.0.0:8001", "metrics-token-file": "t"}, ""},
 		{"client certs", map[string]string{"resp-client-certs": "maybe"}, "--resp-client-certs: \"maybe\" must be yes, optional or no"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,5 +150,34 @@ func TestAuthRules(t *testing.T) {
 	}
 	if Default().RESPClientCerts != ClientCertsOptional {
 		t.Fatalf("resp-client-certs defaults to %q", Default().RESPClientCerts)
+	}
+}
+
+// TestInsecureRule: an open node outside loopback needs --insecure, for
+// every port, and says what to set.
+func TestInsecureRule(t *testing.T) {
+	cfg := Default()
+	cfg.ID, cfg.Data = "n1", t.TempDir()
+	cfg.RPC, cfg.Gossip, cfg.HTTP, cfg.RESP = "10.1.2.3:7000", "0.0.0.0:7946", ":8000", "127.0.0.1:6380"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("open node on 10.1.2.3 validated")
+	}
+	for _, want := range []string{"--rpc: 10.1.2.3:7000 is outside loopback", "--gossip: 0.0.0.0:7946", "--http: :8000", "--security required", "--insecure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "--resp") {
+		t.Errorf("a loopback RESP address was refused:\n%v", err)
+	}
+	cfg.Insecure = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("with --insecure: %v", err)
+	}
+	cfg.Insecure = false
+	cfg.Security = security.Required
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert: is needed") {
+		t.Fatalf("required without files: %v", err)
 	}
 }
