@@ -84,6 +84,11 @@ type Config struct {
 	// anti-entropy's work is not held to CPUShare: nobody is waiting for
 	// the CPU. Nil: always busy.
 	Busy func() bool
+	// Caller, when set, names the node a request's connection is
+	// authenticated as (its TLS certificate), or false when it is not: a
+	// request whose From is another node is then refused, so a node
+	// cannot run exchanges in another's name. Nil: From is trusted.
+	Caller func(ctx context.Context) (ring.NodeID, bool)
 	// Logger receives one line per partition exchange that repaired
 	// anything, and errors. The zero Logger discards them.
 	Logger zerolog.Logger

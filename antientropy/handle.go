@@ -32,7 +32,7 @@ func (a *AntiEntropy) Handle(ctx context.Context, kind Kind, payload []byte) ([]
 	}
 	switch kind {
 	case KindRoots:
-		reply, err = a.handleRoots(payload)
+		reply, err = a.handleRoots(ctx, payload)
 	case KindSegments:
 		reply, err = a.handleSegments(payload)
 	case KindKeys:
@@ -56,10 +56,15 @@ func (a *AntiEntropy) Handle(ctx context.Context, kind Kind, payload []byte) ([]
 	return reply, nil
 }
 
-func (a *AntiEntropy) handleRoots(payload []byte) ([]byte, error) {
+func (a *AntiEntropy) handleRoots(ctx context.Context, payload []byte) ([]byte, error) {
 	req, err := decodeRootsRequest(payload)
 	if err != nil {
 		return nil, err
+	}
+	if a.cfg.Caller != nil {
+		if id, ok := a.cfg.Caller(ctx); ok && id != req.From {
+			return nil, wire.Errorf(wire.CodeForbidden, "antientropy: %s may not exchange as %s", id, req.From)
+		}
 	}
 	self := a.cl.Self()
 	rep := &rootsReply{Status: make([]byte, len(req.Parts))}

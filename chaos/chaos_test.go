@@ -233,7 +233,7 @@ func TestNetnsPartitionAndHeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := localcluster.New(nodeOptions(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 3, Args: []string{"--gossip-profile", "local"}}, nn.wrap))
+	lc, err := localcluster.New(nodeOptions(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 3, Args: []string{"--gossip-profile", "local", "--insecure"}}, nn.wrap))
 	if err != nil {
 		t.Fatal(err)
 	}

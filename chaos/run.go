@@ -149,6 +149,11 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 
 	// The cluster.
 	args := []string{"--gossip-profile", "local", "--n", fmt.Sprint(cfg.N), "--r", fmt.Sprint(cfg.R), "--w", fmt.Sprint(cfg.W), "--conflicts", cfg.Conflicts}
+	if nn != nil {
+		// Namespace addresses (10.77.x) are outside loopback: an open
+		// node there needs --insecure (the harness's private network).
+		args = append(args, "--insecure")
+	}
 	args = append(args, cfg.NodeFlags...)
 	var wrap func(int) []string
 	if nn != nil {

@@ -122,13 +122,66 @@ type Config struct {
 	Security security.Mode
 	// Insecure lets a node with Security disabled bind an address outside
 	// loopback. Default false: an open node listens on loopback only.
+	// It also lets the admin port outside loopback run without a token,
+	// and the RESP port outside loopback (or with Security on) without
+	// users.
 	Insecure bool
 	// GossipKeyFile is the operator's file of gossip keys (one base64
 	// 32-byte key per line, the first the primary; see gossip.ParseKeys),
 	// read once at start. mnemo never writes it: after a runtime rotation
 	// (mnemo keyring) the operator updates it. Required with Security
-	// transitional or required; refused with disabled.
+	// transitional or required; with disabled it is read and checked, and
+	// gossip stays plaintext (so the file can be in place before the
+	// rolling enable).
 	GossipKeyFile string
+	// RESPUsers is the RESP port's users file (internal/acl: users,
+	// argon2id password hashes, rules, key patterns); with it every RESP
+	// connection must authenticate. Empty (the default): the port takes
+	// commands from anyone, which is refused outside loopback and with
+	// Security on, unless Insecure.
+	RESPUsers string
+	// RESPClientCerts says whether RESP over TLS asks for a client
+	// certificate: yes (required), optional (verified when given; the
+	// default) or no. A verified one naming mnemo://client/<name>
+	// authenticates as user <name>.
+	RESPClientCerts string
+	// AdminTokenFile holds the admin port's bearer token (at least 16
+	// bytes; every route but /healthz needs it or a client certificate).
+	// Empty: the admin port is open, which is refused outside loopback
+	// unless Insecure.
+	AdminTokenFile string
+	// MetricsTokenFile holds a second token that opens only /metrics, for
+	// a scraper. Empty: none.
+	MetricsTokenFile string
+	// TLSCert, TLSKey and TLSCA are PEM files: the node's certificate
+	// (naming it mnemo://node/<id>), its key, and the CA bundle trusted
+	// for peers and clients (one or several CAs, so a CA rotation can
+	// trust both). Needed unless Security is disabled.
+	TLSCert, TLSKey, TLSCA string
+	// TLSReloadInterval is how often the TLS files' content is checked
+	// for a change (SIGHUP reloads at once); 0: only on SIGHUP. Default 10s.
+	TLSReloadInterval time.Duration
+}
+
+// RESPClientCerts values.
+const (
+	ClientCertsYes      = "yes"
+	ClientCertsOptional = "optional"
+	ClientCertsNo       = "no"
+)
+
+// IsLoopback reports whether a host:port binds only loopback: localhost
+// or a loopback IP. An empty host (every interface) is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Default returns the defaults documented on Config; ID is the host name.
@@ -169,6 +222,9 @@ func Default() Config {
 		AEInterval:       time.Minute,
 		AERate:           64 << 20,
 		AECPU:            antientropy.DefaultCPUShare,
+
+		RESPClientCerts:   ClientCertsOptional,
+		TLSReloadInterval: 10 * time.Second,
 	}
 }
 
@@ -306,17 +362,60 @@ func (c Config) fieldErrors() []fieldError {
 	if !slices.Contains([]string{"auto", "json", "console"}, c.LogFormat) {
 		bad("log-format", "%q must be auto, json or console", c.LogFormat)
 	}
-	switch {
-	case c.Security != security.Disabled && c.GossipKeyFile == "":
+	if c.Security != security.Disabled && c.GossipKeyFile == "" {
 		bad("gossip-key-file", "needed with --security %s: a file of base64 32-byte keys, one per line (make one with: mnemo keyring generate > FILE)", c.Security)
-	case c.Security == security.Disabled && c.GossipKeyFile != "":
-		bad("gossip-key-file", "gossip is encrypted only with --security transitional or required")
 	}
 	if len(c.ClusterName) > 255 {
 		bad("cluster-name", "is %d bytes, limit 255", len(c.ClusterName))
 	}
 	if !slices.Contains([]string{"", "lan", "local"}, c.GossipProfile) {
 		bad("gossip-profile", "%q must be lan or local", c.GossipProfile)
+	}
+	if !slices.Contains([]string{ClientCertsYes, ClientCertsOptional, ClientCertsNo}, c.RESPClientCerts) {
+		bad("resp-client-certs", "%q must be yes, optional or no", c.RESPClientCerts)
+	}
+	// Nothing outside loopback takes a command from anyone, unless the
+	// operator says so (Redis' protected mode, for every port).
+	if c.HTTP != "" && !IsLoopback(c.HTTP) && c.AdminTokenFile == "" && c.MetricsTokenFile == "" && !c.Insecure {
+		bad("admin-token-file", "must be set: --http %s is outside loopback and would serve /status and /metrics to anyone (or give --insecure)", c.HTTP)
+	}
+	if c.RESP != "" && c.RESPUsers == "" && !c.Insecure {
+		switch {
+		case !IsLoopback(c.RESP):
+			bad("resp-users", "must be set: --resp %s is outside loopback and would take commands from anyone (or give --insecure)", c.RESP)
+		case c.Security != security.Disabled:
+			bad("resp-users", "must be set with --security %s: without users the Redis port takes commands from anyone (or give --insecure)", c.Security)
+		}
+	}
+	errs = append(errs, c.securityErrors()...)
+	return errs
+}
+
+// securityErrors checks the TLS files are given when security is on, and
+// that an open node (security disabled) binds only loopback unless
+// Insecure says the operator means it (Redis' protected mode, for every
+// port).
+func (c Config) securityErrors() []fieldError {
+	var errs []fieldError
+	if c.Security != security.Disabled {
+		for _, f := range []struct{ name, v string }{{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"tls-ca", c.TLSCA}} {
+			if f.v == "" {
+				errs = append(errs, fieldError{f.name, fmt.Sprintf("is needed with --security %v (make one with mnemo certs)", c.Security)})
+			}
+		}
+	}
+	if c.TLSReloadInterval < 0 {
+		errs = append(errs, fieldError{"tls-reload-interval", fmt.Sprintf("%v must not be negative (0: only on SIGHUP)", c.TLSReloadInterval)})
+	}
+	if c.Security != security.Disabled || c.Insecure {
+		return errs
+	}
+	for _, a := range []struct{ name, addr string }{{"gossip", c.Gossip}, {"rpc", c.RPC}, {"http", c.HTTP}, {"resp", c.RESP}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr == "" || err != nil || IsLoopback(a.addr) {
+			continue // empty (off), or malformed and reported as such
+		}
+		errs = append(errs, fieldError{a.name, fmt.Sprintf("%s is outside loopback and --security is disabled: anyone who reaches it can read and write every key. "+
+			"Set --security required (or transitional) with --tls-cert, --tls-key and --tls-ca (see mnemo certs), or --insecure to serve it open", a.addr)})
 	}
 	return errs
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/security"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -112,8 +114,8 @@ func TestSettingTypes(t *testing.T) {
 	}
 }
 
-// TestGossipKeyFileSetting: transitional and required need a key file,
-// disabled refuses one.
+// TestGossipKeyFileSetting: transitional and required need a key file;
+// disabled takes one (and gossips plaintext).
 func TestGossipKeyFileSetting(t *testing.T) {
 	for _, tc := range []struct {
 		values map[string]string
@@ -121,12 +123,80 @@ func TestGossipKeyFileSetting(t *testing.T) {
 	}{
 		{map[string]string{"id": "a", "security": "transitional"}, "--gossip-key-file: needed with --security transitional"},
 		{map[string]string{"id": "a", "security": "required"}, "--gossip-key-file: needed with --security required"},
-		{map[string]string{"id": "a", "gossip-key-file": "k"}, "--gossip-key-file: gossip is encrypted only with --security transitional or required"},
-		{map[string]string{"id": "a", "security": "required", "gossip-key-file": "k"}, ""},
+		{map[string]string{"id": "a", "gossip-key-file": "k"}, ""},
+		{map[string]string{"id": "a", "security": "required", "gossip-key-file": "k", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca"}, ""},
 	} {
 		_, err := Parse(tc.values)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%v: %v, want %q", tc.values, err, tc.err)
 		}
+	}
+}
+
+// TestAuthRules: no port outside loopback takes a command from anyone, and
+// security on needs RESP users, unless --insecure.
+func TestAuthRules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values map[string]string
+		want   string // "" = valid
+	}{
+		{"loopback open", map[string]string{"resp": "127.0.0.1:6380", "http": "localhost:8001"}, ""},
+		{"resp outside loopback", map[string]string{"resp": "0.0.0.0:6380"}, "--resp-users: must be set"},
+		{"resp all interfaces", map[string]string{"resp": ":6380"}, "--resp-users: must be set"},
+		{"resp outside loopback, users, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "resp": "10.0.0.1:6380", "resp-users": "u.toml"}, ""},
+		{"resp outside loopback, insecure", map[string]string{"resp": "10.0.0.1:6380", "insecure": "true"}, ""},
+		{"resp, security on", map[string]string{"resp": "127.0.0.1:6380", "security": "required"}, "--resp-users: must be set with --security required"},
+		{"http outside loopback", map[string]string{"http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
+		{"http outside loopback, token, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "http": "0.0.0.0:8001", "admin-token-file": "t"}, ""},
+		{"http outside loopback, tls, no token", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
+		{"http outside loopback, metrics token only, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "http": "0.0.0.0:8001", "metrics-token-file": "t"}, ""},
+		{"client certs", map[string]string{"resp-client-certs": "maybe"}, "--resp-client-certs: \"maybe\" must be yes, optional or no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := map[string]string{"id": "a"}
+			for k, x := range tc.values {
+				v[k] = x
+			}
+			_, err := Parse(v)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Parse: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Parse: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if Default().RESPClientCerts != ClientCertsOptional {
+		t.Fatalf("resp-client-certs defaults to %q", Default().RESPClientCerts)
+	}
+}
+
+// TestInsecureRule: an open node outside loopback needs --insecure, for
+// every port, and says what to set.
+func TestInsecureRule(t *testing.T) {
+	cfg := Default()
+	cfg.ID, cfg.Data = "n1", t.TempDir()
+	cfg.RPC, cfg.Gossip, cfg.HTTP, cfg.RESP = "10.1.2.3:7000", "0.0.0.0:7946", ":8000", "127.0.0.1:6380"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("open node on 10.1.2.3 validated")
+	}
+	for _, want := range []string{"--rpc: 10.1.2.3:7000 is outside loopback", "--gossip: 0.0.0.0:7946", "--http: :8000", "--security required", "--insecure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "--resp") {
+		t.Errorf("a loopback RESP address was refused:\n%v", err)
+	}
+	cfg.Insecure = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("with --insecure: %v", err)
+	}
+	cfg.Insecure = false
+	cfg.Security = security.Required
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert: is needed") {
+		t.Fatalf("required without files: %v", err)
 	}
 }

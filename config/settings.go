@@ -157,8 +157,16 @@ func Settings() []Setting {
 			c.Security = m
 			return nil
 		}},
-		str("gossip-key-file", "", "file of gossip keys, one base64 32-byte key per line, the first the primary (needed unless --security disabled; mnemo never writes it)", func(c *Config, v string) { c.GossipKeyFile = v }),
-		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback", func(c *Config, v bool) { c.Insecure = v }),
+		str("gossip-key-file", "", "file of gossip keys, one base64 32-byte key per line, the first the primary (needed unless --security disabled, when gossip stays plaintext; mnemo never writes it)", func(c *Config, v string) { c.GossipKeyFile = v }),
+		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback, and the admin and RESP ports there without a token or users", func(c *Config, v bool) { c.Insecure = v }),
+		str("resp-users", "", "RESP users file (TOML; hashes from `mnemo users hash`): every RESP connection must AUTH; empty: open (loopback only)", func(c *Config, v string) { c.RESPUsers = v }),
+		str("resp-client-certs", d.RESPClientCerts, "RESP over TLS: yes (a client certificate is required), optional (verified when given) or no", func(c *Config, v string) { c.RESPClientCerts = strings.TrimSpace(v) }),
+		str("admin-token-file", "", "file holding the admin HTTP bearer token (every route but /healthz needs it); empty: open (loopback only)", func(c *Config, v string) { c.AdminTokenFile = v }),
+		str("metrics-token-file", "", "file holding a bearer token that opens only /metrics", func(c *Config, v string) { c.MetricsTokenFile = v }),
+		str("tls-cert", "", "PEM certificate of this node, naming mnemo://node/<id> (mnemo certs writes one)", func(c *Config, v string) { c.TLSCert = v }),
+		str("tls-key", "", "PEM private key of tls-cert", func(c *Config, v string) { c.TLSKey = v }),
+		str("tls-ca", "", "PEM bundle of the CAs trusted for peers and clients (several during a CA rotation)", func(c *Config, v string) { c.TLSCA = v }),
+		dur("tls-reload-interval", d.TLSReloadInterval, "how often the TLS files are checked for new content (SIGHUP reloads at once; 0: only on SIGHUP)", func(c *Config, v time.Duration) { c.TLSReloadInterval = v }),
 	}
 }
 

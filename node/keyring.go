@@ -39,6 +39,9 @@ func (n *Node) readGossipKeys() error {
 		return fmt.Errorf("node: --gossip-key-file: %w", err)
 	}
 	n.gossipKeys = keys
+	if n.cfg.Security == security.Disabled {
+		n.log.Info().Int("keys", len(keys)).Msg("gossip-key-file read; gossip stays plaintext with --security disabled")
+	}
 	return nil
 }
 

@@ -42,8 +42,9 @@ func randomKey(t *testing.T) string {
 // node before it opens anything, naming the line and never the key.
 func TestBadGossipKeyFileStopsStart(t *testing.T) {
 	key := randomKey(t)
+	dir := testCerts(t, "a")
 	cfg := testConfig(t, "a", nil, func(c *Config) {
-		c.Security = security.Required
+		secure(dir, security.Required)(c)
 		c.GossipKeyFile = keyFile(t, key, key[:20])
 	})
 	nd, err := New(cfg, zerolog.New(io.Discard))
@@ -64,8 +65,9 @@ func TestBadGossipKeyFileStopsStart(t *testing.T) {
 // reported per member and changes nothing.
 func TestKeyringRequests(t *testing.T) {
 	key := randomKey(t)
+	dir := testCerts(t, "n1", "n2")
 	tc := startCluster(t, 2, func(c *Config) {
-		c.Security = security.Transitional
+		secure(dir, security.Transitional)(c)
 		c.GossipKeyFile = keyFile(t, key)
 	})
 	cl := tc.client(0)

@@ -137,6 +137,7 @@ func (n *Node) startRESP() error {
 	cfg.MaxBulk = n.cfg.MaxValueSize + 64<<10
 	cfg.Logger = n.log.With().Str("component", "resp").Logger()
 	cfg.Registerer = n.metrics.reg
+	cfg.Users = n.secrets.users // nil: open (config allows it on loopback only)
 	n.respLn = ln
 	n.resp = resp.NewServer(cfg, (*respBackend)(n))
 	n.wg.Add(1)

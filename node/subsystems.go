@@ -94,6 +94,7 @@ func (n *Node) startAntiEntropy(trees *antientropy.Trees) error {
 		Rate:       n.cfg.AERate,
 		CPUShare:   aeCPUShare(n.cfg.AECPU),
 		Busy:       n.busy,
+		Caller:     callerNode,
 		Logger:     n.log, // the package adds its component
 		Registerer: n.metrics.reg,
 	})

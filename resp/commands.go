@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mnemo-kv/mnemo/internal/acl"
 )
 
 // command is one entry of the command table.
@@ -22,6 +24,12 @@ type command struct {
 	summary, since    string   // COMMAND DOCS
 	group             string   // COMMAND DOCS
 	idx               int      // position in commandTable, for counts
+	// perm is the rules a user needs to run the command (Config.Users);
+	// 0 for connection commands, which any authenticated user may run.
+	perm acl.Perm
+	// noAuth commands may run before the connection has authenticated
+	// (AUTH, HELLO, QUIT), as Redis' no_auth flag.
+	noAuth bool
 
 	// data runs a command with the Backend, possibly on its own goroutine,
 	// and appends its reply to b. It reads only its slot.
@@ -70,39 +78,41 @@ func init() {
 	ro, rw, conn := []string{"readonly", "fast"}, []string{"write", "denyoom"}, []string{"fast", "stale", "loading"}
 	commandTable = []*command{
 		{name: "get", arity: 2, first: 1, last: 1, step: 1, flags: ro, acl: []string{"@read", "@string", "@fast"},
-			summary: "Returns the string value of a key (the last-write-wins winner among siblings).", since: "1.0.0", group: "string", data: cmdGet},
+			summary: "Returns the string value of a key (the last-write-wins winner among siblings).", since: "1.0.0", group: "string", data: cmdGet, perm: acl.Read},
 		{name: "set", arity: -3, first: 1, last: 1, step: 1, write: true, flags: rw, acl: []string{"@write", "@string", "@slow"},
-			summary: "Sets the string value of a key, superseding every version. NX/XX/GET read first; no expiry.", since: "1.0.0", group: "string", data: cmdSet},
+			summary: "Sets the string value of a key, superseding every version. NX/XX/GET read first; no expiry.", since: "1.0.0", group: "string", data: cmdSet, perm: acl.Write},
 		{name: "del", arity: -2, first: 1, last: -1, step: 1, write: true, flags: []string{"write"}, acl: []string{"@keyspace", "@write", "@slow"},
-			summary: "Deletes one or more keys; returns how many existed.", since: "1.0.0", group: "generic", data: cmdDel},
+			summary: "Deletes one or more keys; returns how many existed.", since: "1.0.0", group: "generic", data: cmdDel, perm: acl.Write},
 		{name: "unlink", arity: -2, first: 1, last: -1, step: 1, write: true, flags: []string{"write", "fast"}, acl: []string{"@keyspace", "@write", "@fast"},
-			summary: "Deletes one or more keys (same as DEL in mnemo).", since: "4.0.0", group: "generic", data: cmdDel},
+			summary: "Deletes one or more keys (same as DEL in mnemo).", since: "4.0.0", group: "generic", data: cmdDel, perm: acl.Write},
 		{name: "exists", arity: -2, first: 1, last: -1, step: 1, flags: ro, acl: []string{"@keyspace", "@read", "@fast"},
-			summary: "Counts how many of the keys exist.", since: "1.0.0", group: "generic", data: cmdExists},
+			summary: "Counts how many of the keys exist.", since: "1.0.0", group: "generic", data: cmdExists, perm: acl.Read},
 		{name: "mget", arity: -2, first: 1, last: -1, step: 1, flags: ro, acl: []string{"@read", "@string", "@fast"},
-			summary: "Returns the string values of one or more keys.", since: "1.0.0", group: "string", data: cmdMGet},
+			summary: "Returns the string values of one or more keys.", since: "1.0.0", group: "string", data: cmdMGet, perm: acl.Read},
 		{name: "mset", arity: -3, first: 1, last: -1, step: 2, write: true, flags: rw, acl: []string{"@write", "@string", "@slow"},
-			summary: "Sets the string values of one or more keys (not atomically).", since: "1.0.1", group: "string", data: cmdMSet},
+			summary: "Sets the string values of one or more keys (not atomically).", since: "1.0.1", group: "string", data: cmdMSet, perm: acl.Write},
 		{name: "ping", arity: -1, flags: conn, acl: []string{"@fast", "@connection"},
 			summary: "Returns the server's liveliness response.", since: "1.0.0", group: "connection", local: cmdPing},
 		{name: "echo", arity: 2, flags: conn, acl: []string{"@fast", "@connection"},
 			summary: "Returns the given string.", since: "1.0.0", group: "connection", local: cmdEcho},
 		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, acl: []string{"@fast", "@connection"},
-			summary: "Closes the connection.", since: "1.0.0", group: "connection", local: cmdQuit},
+			summary: "Closes the connection.", since: "1.0.0", group: "connection", local: cmdQuit, noAuth: true},
 		{name: "select", arity: 2, flags: conn, acl: []string{"@fast", "@connection"},
 			summary: "Changes the selected database: only 0 exists in mnemo.", since: "1.0.0", group: "connection", local: cmdSelect},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, acl: []string{"@fast", "@connection"},
-			summary: "Handshakes with the server (RESP2 or RESP3).", since: "6.0.0", group: "connection", local: cmdHello},
+			summary: "Handshakes with the server (RESP2 or RESP3).", since: "6.0.0", group: "connection", local: cmdHello, noAuth: true},
 		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"}, acl: []string{"@fast", "@connection"},
-			summary: "Authenticates: mnemo has no passwords; AUTH default <any> succeeds.", since: "1.0.0", group: "connection", local: cmdAuth},
+			summary: "Authenticates: mnemo has no passwords; AUTH default <any> succeeds.", since: "1.0.0", group: "connection", local: cmdAuth, noAuth: true},
 		{name: "client", arity: -2, flags: conn, acl: []string{"@slow", "@connection"},
 			summary: "CLIENT SETNAME|GETNAME|SETINFO|ID|INFO.", since: "2.4.0", group: "connection", local: cmdClient},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@dangerous"},
-			summary: "Returns information and statistics about the server and the mnemo node.", since: "1.0.0", group: "server", local: cmdInfo},
+			summary: "Returns information and statistics about the server and the mnemo node.", since: "1.0.0", group: "server", local: cmdInfo, perm: acl.Admin},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
 			summary: "Returns details about the commands mnemo serves.", since: "2.8.13", group: "server", local: cmdCommand},
 		{name: "config", arity: -2, flags: []string{"loading", "stale"}, acl: []string{"@slow"},
-			summary: "CONFIG GET: read-only view of the settings Redis tools ask for.", since: "2.0.0", group: "server", local: cmdConfig},
+			summary: "CONFIG GET: read-only view of the settings Redis tools ask for.", since: "2.0.0", group: "server", local: cmdConfig, perm: acl.Admin},
+		{name: "acl", arity: -2, flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow"},
+			summary: "ACL WHOAMI: the user this connection is authenticated as.", since: "6.0.0", group: "server", local: cmdACL},
 		{name: "mnemo.quorum", arity: -1, flags: conn, acl: []string{"@fast", "@connection"},
 			summary: "Sets or shows this connection's N, R and W: MNEMO.QUORUM [N n] [R r] [W w] | DEFAULT.", since: "mnemo", group: "connection", local: cmdQuorum},
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/acl"
 )
 
 // Backend is what the server needs from the node. Its methods are called
@@ -106,6 +109,11 @@ type Config struct {
 	// does, as Redis's "timeout 0"; client libraries keep pooled
 	// connections open for a long time.
 	IdleTimeout time.Duration
+	// AuthTimeout closes a connection that has not authenticated this
+	// long after it was accepted (with Users set): an unauthenticated
+	// client cannot hold one of MaxConns for ever, nor keep guessing on
+	// one connection. Default 10s.
+	AuthTimeout time.Duration
 	// StallTimeout closes a connection whose request has begun to arrive
 	// but is not complete after this long. Default 30s.
 	StallTimeout time.Duration
@@ -115,12 +123,41 @@ type Config struct {
 	// Logger receives connection-level events (protocol errors, stalls,
 	// recovered panics). The zero Logger discards them.
 	Logger zerolog.Logger
+	// Users, if set, requires every connection to authenticate (AUTH,
+	// HELLO ... AUTH, or a verified TLS client certificate naming a user)
+	// and checks each command against the user's rules and key patterns;
+	// until then a connection may send only small requests (PreAuthMaxArgs,
+	// PreAuthMaxBulk). Nil (the default) serves everyone, as Redis' nopass
+	// default user.
+	Users *acl.Users
+	// ClientIdentity, if set, returns the client name of a connection's
+	// verified TLS client certificate (mnemo://client/<name>), after its
+	// handshake; the server then authenticates the connection as that
+	// user. Nil uses VerifiedClientName, which trusts only chains the
+	// tls.Config itself verified (tls.Conn's VerifiedChains); a listener
+	// that verifies certificates its own way supplies its own.
+	ClientIdentity func(nc net.Conn) (name string, ok bool)
 	// Registerer, if set, gets the server's metrics:
 	// mnemo_resp_commands_total{cmd}, mnemo_resp_connections,
 	// mnemo_resp_connections_total and mnemo_resp_protocol_errors_total.
 	// Metrics already registered there (a second server) are shared.
 	Registerer prometheus.Registerer
 }
+
+// Limits on a connection that has not authenticated yet (Config.Users
+// set), as Redis' for CVE-2021-32675: a bigger request is a protocol error
+// that closes the connection, so an unauthenticated client cannot make the
+// server buffer much.
+const (
+	// PreAuthMaxArgs bounds the elements of one request before AUTH.
+	PreAuthMaxArgs = 10
+	// PreAuthMaxBulk bounds one bulk string, in bytes, before AUTH.
+	PreAuthMaxBulk = 16 << 10
+	// preAuthMaxPending bounds the replies an unauthenticated connection
+	// has waiting; beyond it they are written before more is read, so a
+	// client that pipelines without reading gets no growing output.
+	preAuthMaxPending = 16
+)
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
@@ -131,6 +168,7 @@ func DefaultConfig() Config {
 		MaxConns:            10000,
 		PipelineConcurrency: 32,
 		StallTimeout:        30 * time.Second,
+		AuthTimeout:         10 * time.Second,
 		WriteTimeout:        30 * time.Second,
 	}
 }
@@ -161,7 +199,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"IdleTimeout", c.IdleTimeout}, {"StallTimeout", c.StallTimeout}, {"WriteTimeout", c.WriteTimeout}} {
+	}{{"IdleTimeout", c.IdleTimeout}, {"StallTimeout", c.StallTimeout}, {"AuthTimeout", c.AuthTimeout}, {"WriteTimeout", c.WriteTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("resp: %s %v is negative", d.name, d.v))
 		}
@@ -192,6 +230,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout < 0 {
 		c.IdleTimeout = 0
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = d.AuthTimeout
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = d.StallTimeout

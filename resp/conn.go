@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/mnemo-kv/mnemo/internal/acl"
 )
 
 const (
@@ -65,6 +67,19 @@ type conn struct {
 	name  string // CLIENT SETNAME
 	quit  bool   // QUIT was read: answer, flush and close
 
+	// user is who the connection authenticated as (AUTH, HELLO AUTH or a
+	// client certificate); nil before that. Unused without Config.Users.
+	user *acl.User
+	// authFails counts this connection's failed AUTHs since its last
+	// success: each waits longer before its reply (authDelay).
+	authFails int
+	// authBy is when a connection that has not authenticated is closed
+	// (Config.AuthTimeout after it was accepted).
+	authBy time.Time
+	// certChecked is set once the first read has returned, when a TLS
+	// handshake (done by that read) has had its chance to name a user.
+	certChecked bool
+
 	// pending holds the replies not yet written, in request order. Slots
 	// with async set are running on their own goroutine until done.
 	pending []*slot
@@ -86,7 +101,7 @@ type conn struct {
 	// rdMode, rdDeadline and wrDeadline are the deadlines last set on nc,
 	// so they are refreshed only when they change meaningfully; rdRequest
 	// is the request (parser.requests) a stall deadline was set for.
-	rdMode     int // 0: none set, 1: idle, 2: stall
+	rdMode     int // 0: none set, 1: idle, 2: stall, 3: authenticate by authBy
 	rdRequest  uint64
 	rdDeadline time.Time
 	wrDeadline time.Time
@@ -128,7 +143,14 @@ func (x connIO) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	c.setReadDeadline()
-	return c.nc.Read(b)
+	n, err := c.nc.Read(b)
+	if !c.certChecked {
+		c.certChecked = true
+		if c.s.cfg.Users != nil && c.user == nil {
+			c.certAuth()
+		}
+	}
+	return n, err
 }
 
 func (x connIO) Write(b []byte) (int, error) {
@@ -152,6 +174,14 @@ func (x connIO) Write(b []byte) (int, error) {
 // changes or an eighth of the idle timeout has passed, so most reads make
 // no extra call.
 func (c *conn) setReadDeadline() {
+	if c.user == nil && c.s.cfg.Users != nil {
+		// Until AUTH one deadline covers idling and stalling alike.
+		if c.rdMode != 3 {
+			c.rdMode = 3
+			_ = c.nc.SetReadDeadline(c.authBy)
+		}
+		return
+	}
 	now := time.Now()
 	if c.p.mid {
 		if c.rdMode == 2 && c.rdRequest == c.p.requests {
@@ -193,6 +223,13 @@ func (c *conn) loop() error {
 		if c.werr != nil {
 			return c.werr
 		}
+		if c.user == nil && c.s.cfg.Users != nil && len(c.pending) >= preAuthMaxPending {
+			// Before AUTH, replies are written as they come rather than
+			// piled up for a client that sends and does not read.
+			if err := c.flushPending(); err != nil {
+				return err
+			}
+		}
 		if c.quit {
 			return errQuit
 		}
@@ -220,6 +257,10 @@ func (c *conn) finish(err error) {
 		_ = c.w.Flush()
 	case err == errQuit:
 		_ = c.flushPending()
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.user == nil && s.cfg.Users != nil:
+		s.stats.authTimeouts.Add(1)
+		s.log.Debug().Str("remote", c.remote()).Dur("auth_timeout", s.cfg.AuthTimeout).
+			Msg("resp: closing connection that did not authenticate in time")
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.p.mid:
 		s.stats.stalls.Add(1)
 		s.log.Warn().Str("remote", c.remote()).Dur("stall_timeout", s.cfg.StallTimeout).
@@ -328,6 +369,15 @@ func (c *conn) dispatch(args [][]byte) {
 		c.s.stats.errorReplies.Add(1)
 		c.pending = append(c.pending, sl)
 		return
+	}
+	if c.s.cfg.Users != nil {
+		if msg := c.denied(cmd, args); msg != "" {
+			sl := c.slot(cmd)
+			sl.buf = appendError(sl.buf, msg)
+			c.s.stats.errorReplies.Add(1)
+			c.pending = append(c.pending, sl)
+			return
+		}
 	}
 	if cmd.local != nil {
 		sl := c.slot(cmd)

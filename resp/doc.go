@@ -28,8 +28,7 @@
 //
 // Connection and introspection: PING [msg], ECHO msg, QUIT, SELECT 0 (other
 // databases are refused: mnemo has one keyspace), HELLO [2|3 [AUTH user
-// pass] [SETNAME name]], AUTH (there are no passwords: "AUTH default any"
-// succeeds, as with Redis's nopass default user), CLIENT
+// pass] [SETNAME name]], AUTH [user] password, ACL WHOAMI, CLIENT
 // SETNAME|GETNAME|SETINFO|ID|INFO, COMMAND [COUNT|LIST|INFO name...|DOCS
 // name...], CONFIG GET pattern [pattern ...] (read-only figures such as
 // save "" and appendonly "no", enough for redis-benchmark and redis-cli),
@@ -38,6 +37,40 @@
 // name appended, then the Backend's own sections (replication, keyspace,
 // ...). Anything else is answered as Redis answers an unknown command:
 // -ERR unknown command 'X', with args beginning with: ...
+//
+// # Users
+//
+// Without Config.Users the port is open, as Redis with its nopass default
+// user: "AUTH default <anything>" succeeds and ACL WHOAMI says default.
+// With it (internal/acl: the node's --resp-users file), a connection must
+// authenticate before anything but AUTH, HELLO ... AUTH and QUIT, with
+// Redis 7's replies:
+//
+//	-NOAUTH Authentication required.
+//	-WRONGPASS invalid username-password pair or user is disabled.
+//	-NOPERM this user has no permissions to run the 'set' command
+//	-NOPERM this user has no permissions to access one of the keys used as arguments
+//
+// "AUTH password" is user default. A failed AUTH keeps the connection's
+// user (if any), is counted (mnemo_resp_auth_failures_total, INFO's
+// acl_access_denied_auth) and waits before its reply: 100ms, doubling with
+// each failure on the connection up to 5s. Over TLS, a client certificate
+// verified against the server's CAs whose URI SAN is
+// mnemo://client/<name> authenticates as user <name>, if it exists, with
+// no AUTH; the server takes TLS as a listener (tls.NewListener or
+// internal/security's wrapper) and reads the identity from a connection
+// that has ConnectionState.
+//
+// Before authentication a request may hold at most PreAuthMaxArgs (10)
+// arguments of at most PreAuthMaxBulk (16 KiB) bytes each; a bigger one is
+// answered "-ERR Protocol error: unauthenticated multibulk length" (or
+// "bulk length") and the connection closed, as Redis does against
+// CVE-2021-32675. Replies before authentication are written once 16 are
+// waiting, so a client that pipelines without reading gets no growing
+// output buffer. A connection that has not authenticated
+// Config.AuthTimeout (10s) after it was accepted is closed, so
+// unauthenticated clients cannot hold the MaxConns slots, nor keep
+// guessing on one connection for long.
 //
 // # Quorum per connection
 //

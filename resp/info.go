@@ -114,6 +114,9 @@ func (s *Server) ownInfo(c *conn) []InfoSection {
 			{"protocol_errors", u(s.stats.protocolErrors.Load())},
 			{"stalled_connections_closed", u(s.stats.stalls.Load())},
 			{"write_timeouts", u(s.stats.writeTimeouts.Load())},
+			{"acl_access_denied_auth", u(s.stats.authFailures.Load())},
+			{"acl_access_denied_cmd", u(s.stats.deniedCommands.Load())},
+			{"acl_access_denied_key", u(s.stats.deniedKeys.Load())},
 		}},
 	}
 }

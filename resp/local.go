@@ -42,11 +42,28 @@ func cmdSelect(c *conn, args [][]byte, b []byte) []byte {
 	return appendOK(b)
 }
 
-// authOK reports whether a user and password are accepted: mnemo has no
-// passwords, so only the user matters, as with Redis's nopass default user.
+// authOK reports whether a user and password are accepted without
+// Config.Users: only the user matters, as with Redis's nopass default user.
 func authOK(user []byte) bool { return string(user) == "default" }
 
+// cmdAuth answers AUTH [user] password. Without Config.Users there are no
+// passwords, as with Redis's nopass default user.
 func cmdAuth(c *conn, args [][]byte, b []byte) []byte {
+	if c.s.cfg.Users != nil {
+		var user, pass []byte
+		switch len(args) {
+		case 2:
+			user, pass = []byte("default"), args[1]
+		case 3:
+			user, pass = args[1], args[2]
+		default:
+			return appendError(b, "ERR syntax error")
+		}
+		if !c.authenticate(user, pass) {
+			return appendError(b, errWrongPass)
+		}
+		return appendOK(b)
+	}
 	switch len(args) {
 	case 2:
 		return appendError(b, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
@@ -74,12 +91,11 @@ func cmdHello(c *conn, args [][]byte, b []byte) []byte {
 		proto = int(v)
 	}
 	name, setName := "", false
+	var authUser, authPass []byte
 	for i := 2; i < len(args); i++ {
 		switch {
 		case equalFold(args[i], "AUTH") && i+2 < len(args):
-			if !authOK(args[i+1]) {
-				return appendError(b, "WRONGPASS invalid username-password pair or user is disabled.")
-			}
+			authUser, authPass = args[i+1], args[i+2]
 			i += 2
 		case equalFold(args[i], "SETNAME") && i+1 < len(args):
 			if !validClientName(args[i+1]) {
@@ -90,6 +106,18 @@ func cmdHello(c *conn, args [][]byte, b []byte) []byte {
 		default:
 			return appendError(b, "ERR Syntax error in HELLO option '"+trunc(args[i], 128)+"'")
 		}
+	}
+	switch {
+	case authUser != nil && c.s.cfg.Users == nil:
+		if !authOK(authUser) {
+			return appendError(b, errWrongPass)
+		}
+	case authUser != nil:
+		if !c.authenticate(authUser, authPass) {
+			return appendError(b, errWrongPass)
+		}
+	case c.s.cfg.Users != nil && c.user == nil:
+		return appendError(b, errNoAuthHello)
 	}
 	c.proto = proto
 	if setName {
@@ -161,8 +189,19 @@ func (c *conn) info() string {
 		laddr = a.String()
 	}
 	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.remote() + " laddr=" + laddr +
-		" name=" + c.name + " db=0 resp=" + strconv.Itoa(c.proto) +
+		" name=" + c.name + " db=0 user=" + c.userName() + " resp=" + strconv.Itoa(c.proto) +
 		" mnemo-n=" + strconv.Itoa(c.q.N) + " mnemo-r=" + strconv.Itoa(c.q.R) + " mnemo-w=" + strconv.Itoa(c.q.W) + "\n"
+}
+
+// userName is the connection's user as CLIENT INFO shows it.
+func (c *conn) userName() string {
+	if c.user == nil {
+		if c.s.cfg.Users != nil {
+			return "" // not authenticated yet
+		}
+		return "default"
+	}
+	return c.user.Name()
 }
 
 // cmdQuorum answers MNEMO.QUORUM [N n] [R r] [W w] | DEFAULT (package doc).

@@ -20,10 +20,14 @@ var (
 		"Malformed or oversized Redis-protocol requests (each closed its connection).", nil, nil)
 	descErrorReplies = prometheus.NewDesc("mnemo_resp_error_replies_total",
 		"Redis-protocol error replies sent.", nil, nil)
+	descAuthFailures = prometheus.NewDesc("mnemo_resp_auth_failures_total",
+		"Failed Redis-protocol AUTH and HELLO AUTH: wrong password, unknown or disabled user.", nil, nil)
+	descDenied = prometheus.NewDesc("mnemo_resp_acl_denied_total",
+		"Redis-protocol commands refused: reason command (NOAUTH, or NOPERM for the command) or key (NOPERM for a key).", []string{"reason"}, nil)
 )
 
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCommands, descConns, descConnsTotal, descRejected, descProtoErrors, descErrorReplies} {
+	for _, d := range []*prometheus.Desc{descCommands, descConns, descConnsTotal, descRejected, descProtoErrors, descErrorReplies, descAuthFailures, descDenied} {
 		ch <- d
 	}
 }
@@ -43,4 +47,7 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.stats.connsRejected.Load()))
 	ch <- prometheus.MustNewConstMetric(descProtoErrors, prometheus.CounterValue, float64(s.stats.protocolErrors.Load()))
 	ch <- prometheus.MustNewConstMetric(descErrorReplies, prometheus.CounterValue, float64(s.stats.errorReplies.Load()))
+	ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(s.stats.authFailures.Load()))
+	ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(s.stats.deniedCommands.Load()), "command")
+	ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(s.stats.deniedKeys.Load()), "key")
 }

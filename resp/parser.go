@@ -56,6 +56,10 @@ type parser struct {
 	maxBulk    int // bytes in one bulk string
 	maxArgs    int // elements in one array
 	maxRequest int // bytes of one request on the wire
+	// unauth is set while the connection has not authenticated: the
+	// limits are then the pre-auth ones, and their errors say so, as
+	// Redis' do.
+	unauth bool
 
 	// args is the current request's arguments; reused across requests
 	// (the headers, not the bytes they point to).
@@ -153,6 +157,9 @@ func (p *parser) multibulk() error {
 		return protoErrorf("invalid multibulk length")
 	}
 	if n > int64(p.maxArgs) {
+		if p.unauth {
+			return protoErrorf("unauthenticated multibulk length")
+		}
 		return protoErrorf("invalid multibulk length: %d arguments exceed the limit of %d", n, p.maxArgs)
 	}
 	for i := int64(0); i < n; i++ {
@@ -171,6 +178,8 @@ func (p *parser) multibulk() error {
 		switch {
 		case !ok || l < 0:
 			return protoErrorf("invalid bulk length")
+		case l > int64(p.maxBulk) && p.unauth:
+			return protoErrorf("unauthenticated bulk length")
 		case l > int64(p.maxBulk):
 			return protoErrorf("invalid bulk length: %d bytes exceed the limit of %d", l, p.maxBulk)
 		case int64(p.n)+l+2 > int64(p.maxRequest):
@@ -298,6 +307,9 @@ func (p *parser) inline() error {
 		if i >= len(b) {
 			return nil
 		}
+		if len(p.args) >= p.maxArgs && p.unauth {
+			return protoErrorf("unauthenticated multibulk length")
+		}
 		if len(p.args) >= p.maxArgs {
 			return protoErrorf("invalid multibulk length: more than %d arguments", p.maxArgs)
 		}
@@ -372,6 +384,12 @@ func (p *parser) inline() error {
 			p.allocated += int64(cap(cur))
 		}
 		p.scratch = cur
+		if len(cur) > p.maxBulk {
+			if p.unauth {
+				return protoErrorf("unauthenticated bulk length")
+			}
+			return protoErrorf("invalid bulk length: %d bytes exceed the limit of %d", len(cur), p.maxBulk)
+		}
 		arg := p.alloc(len(cur))
 		copy(arg, cur)
 		p.push(arg)

@@ -49,6 +49,10 @@ type Server struct {
 		writeTimeouts  atomic.Uint64 // connections closed by WriteTimeout
 		errorReplies   atomic.Uint64 // error replies sent (commands and protocol)
 		panics         atomic.Uint64 // command panics recovered
+		authFailures   atomic.Uint64 // failed AUTH and HELLO AUTH
+		authTimeouts   atomic.Uint64 // connections closed by AuthTimeout
+		deniedCommands atomic.Uint64 // NOPERM for a command (or NOAUTH)
+		deniedKeys     atomic.Uint64 // NOPERM for a key
 	}
 }
 
@@ -132,6 +136,10 @@ type Stats struct {
 	WriteTimeouts  uint64 // connections closed for not reading replies within WriteTimeout
 	ErrorReplies   uint64 // error replies sent
 	Panics         uint64 // command panics recovered
+	AuthFailures   uint64 // failed AUTH and HELLO AUTH (wrong password, unknown or disabled user)
+	AuthTimeouts   uint64 // connections closed for not authenticating within AuthTimeout
+	DeniedCommands uint64 // commands refused with NOAUTH or NOPERM for the command
+	DeniedKeys     uint64 // commands refused with NOPERM for a key
 }
 
 // Stats returns the server's counters. They are read one by one, not as a
@@ -152,6 +160,10 @@ func (s *Server) Stats() Stats {
 		WriteTimeouts:  s.stats.writeTimeouts.Load(),
 		ErrorReplies:   s.stats.errorReplies.Load(),
 		Panics:         s.stats.panics.Load(),
+		AuthFailures:   s.stats.authFailures.Load(),
+		AuthTimeouts:   s.stats.authTimeouts.Load(),
+		DeniedCommands: s.stats.deniedCommands.Load(),
+		DeniedKeys:     s.stats.deniedKeys.Load(),
 	}
 }
 
@@ -178,5 +190,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.r = bufio.NewReaderSize(connIO{c}, readBufSize)
 	c.w = bufio.NewWriterSize(connIO{c}, writeBufSize)
 	c.p = newParser(c.r, s.cfg.MaxBulk, s.cfg.MaxArgs, s.cfg.MaxRequest)
+	if s.cfg.Users != nil {
+		c.authBy = time.Now().Add(s.cfg.AuthTimeout)
+		c.p.maxBulk, c.p.maxArgs, c.p.unauth = min(PreAuthMaxBulk, s.cfg.MaxBulk), min(PreAuthMaxArgs, s.cfg.MaxArgs), true
+	}
 	return c
 }

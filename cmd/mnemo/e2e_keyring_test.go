@@ -4,7 +4,9 @@ package main
 // without the key stays out, a key rotation and the rolling enable
 // (disabled -> transitional -> required, one restart at a time) run under
 // a quorum write load, lose no acknowledged write, and no member is ever
-// seen dead except the one being restarted.
+// seen dead except the one being restarted. With security on, nodes also
+// need their TLS certificates (makeCerts, tlsArgs in e2e_tls_test.go), and
+// clients a client certificate.
 
 import (
 	"context"
@@ -17,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,13 +87,8 @@ type livenessWatch struct {
 
 func watchLiveness(t *testing.T, c *localcluster.Cluster) *livenessWatch {
 	w := &livenessWatch{excused: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
-	cl, err := client.New(c.Addrs()...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	go func() {
 		defer close(w.done)
-		defer cl.Close()
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -98,6 +96,12 @@ func watchLiveness(t *testing.T, c *localcluster.Cluster) *livenessWatch {
 			case <-w.stop:
 				return
 			case <-tick.C:
+			}
+			// A client per round: the cluster's client TLS changes during
+			// a rolling enable.
+			cl, err := c.Client()
+			if err != nil {
+				continue
 			}
 			for _, p := range c.Nodes {
 				w.mu.Lock()
@@ -121,6 +125,7 @@ func watchLiveness(t *testing.T, c *localcluster.Cluster) *livenessWatch {
 				}
 				w.mu.Unlock()
 			}
+			cl.Close()
 		}
 	}()
 	t.Cleanup(w.halt)
@@ -155,6 +160,56 @@ func (w *livenessWatch) check(t *testing.T) {
 		t.Fatalf("members seen not alive (%d times), first: %s", len(w.violations), strings.Join(w.violations[:min(5, len(w.violations))], "; "))
 	}
 	t.Logf("liveness: %d status polls, every member alive in each", w.polls)
+}
+
+// opsTLS are the CLI's flags for client "ops" with the certificates of dir.
+func opsTLS(dir string) []string {
+	return []string{"--tls-ca", filepath.Join(dir, "ca.crt"), "--tls-cert", filepath.Join(dir, "client-ops.crt"), "--tls-key", filepath.Join(dir, "client-ops.key")}
+}
+
+// startSwitchLoad is startLoad (unique keys at W=2, acknowledged ones
+// remembered) through a client the test can swap, for a load that moves
+// from plaintext to TLS during a rolling enable.
+func startSwitchLoad(t *testing.T, cl *client.Client) (*writeLoad, func(*client.Client)) {
+	var cur atomic.Pointer[client.Client]
+	cur.Store(cl)
+	l := &writeLoad{acked: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			key, val := fmt.Sprintf("load-%06d", i), fmt.Sprintf("v%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err := cur.Load().Put(ctx, []byte(key), []byte(val), client.W(2))
+			cancel()
+			l.mu.Lock()
+			if err == nil {
+				l.acked[key] = val
+			} else {
+				l.fails++
+			}
+			l.mu.Unlock()
+		}
+	}()
+	t.Cleanup(l.halt)
+	return l, func(c *client.Client) { cur.Store(c) }
+}
+
+// clusterClient is a client of every node of c, closed when the test ends.
+func clusterClient(t *testing.T, c *localcluster.Cluster) *client.Client {
+	t.Helper()
+	cl, err := c.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
 }
 
 // metricsOf returns the admin port's /metrics page.
@@ -215,18 +270,19 @@ func keyringOf(t *testing.T, c *localcluster.Cluster, i int) *client.KeyringRepl
 }
 
 func TestE2EGossipKeyNeededToJoin(t *testing.T) {
-	dir := t.TempDir()
+	dir := makeCerts(t, 4)
 	key := gossipKey(t)
-	keyFile := writeKeyFile(t, dir, "gossip.key", key)
+	keyFile := writeKeyFile(t, dir, "cluster.key", key)
 	otherFile := writeKeyFile(t, dir, "other.key", gossipKey(t))
-	c := startCluster(t, localcluster.Options{Nodes: 3, NodeArgs: func(i int) []string {
+	c := startCluster(t, localcluster.Options{Nodes: 3, ClientTLS: clientTLS(t, dir), NodeArgs: func(i int) []string {
+		id := fmt.Sprintf("node-%d", i+1)
 		switch i {
-		case 3: // another key
-			return []string{"--security", "required", "--gossip-key-file", otherFile}
-		case 4: // no key at all
+		case 3: // another key (and a valid certificate)
+			return secureArgs(dir, id, "required", otherFile)
+		case 4: // no key at all: security disabled
 			return nil
 		}
-		return []string{"--security", "required", "--gossip-key-file", keyFile}
+		return secureArgs(dir, id, "required", keyFile)
 	}})
 	for range 2 {
 		i, err := c.Add()
@@ -243,12 +299,17 @@ func TestE2EGossipKeyNeededToJoin(t *testing.T) {
 	}
 	defer cl.Close()
 	// The strangers retry their join every second: give them several.
+	plain, err := client.New(c.Nodes[4].RPC) // node-5 speaks plaintext only
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
 	answered := map[int]int{}
 	deadline := time.Now().Add(6 * time.Second)
 	for k := 0; time.Now().Before(deadline); k++ {
-		for _, i := range []int{3, 4} {
+		for i, via := range map[int]*client.Client{3: cl, 4: plain} {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			st, err := cl.Status(ctx, client.Node(c.Nodes[i].RPC))
+			st, err := via.Status(ctx, client.Node(c.Nodes[i].RPC))
 			cancel()
 			if err != nil {
 				continue // still starting
@@ -274,7 +335,7 @@ func TestE2EGossipKeyNeededToJoin(t *testing.T) {
 	if err := c.WaitConverged(ctxT(t, 30*time.Second), 0, 1, 2); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := cli(t, "status", "--addr", c.Nodes[0].RPC)
+	out, _, code := cli(t, append([]string{"status", "--addr", c.Nodes[0].RPC}, opsTLS(dir)...)...)
 	if code != 0 || strings.Contains(out, "node-4") || strings.Contains(out, "node-5") || strings.Count(out, " alive ") != 3 {
 		t.Fatalf("status of the keyed cluster (exit %d):\n%s", code, out)
 	}
@@ -286,22 +347,20 @@ func TestE2EGossipKeyNeededToJoin(t *testing.T) {
 }
 
 func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
-	dir := t.TempDir()
+	dir := makeCerts(t, 5)
 	k1, k2 := gossipKey(t), gossipKey(t)
 	fp1, fp2 := fingerprintOf(t, k1), fingerprintOf(t, k2)
-	keyFile := writeKeyFile(t, dir, "gossip.key", k1)
+	keyFile := writeKeyFile(t, dir, "old.key", k1)
 	newKey := writeKeyFile(t, dir, "new.key", k2)
-	c := startCluster(t, localcluster.Options{Nodes: 3, HTTP: true, NodeArgs: func(i int) []string {
-		switch i {
-		case 3: // started after the rotation with the old key only
-			return []string{"--security", "required", "--gossip-key-file", keyFile}
-		case 4: // ... and with the new one
-			return []string{"--security", "required", "--gossip-key-file", newKey}
+	c := startCluster(t, localcluster.Options{Nodes: 3, HTTP: true, ClientTLS: clientTLS(t, dir), NodeArgs: func(i int) []string {
+		id := fmt.Sprintf("node-%d", i+1)
+		if i == 4 { // started after the rotation with the new key; node-4 with the old one
+			return secureArgs(dir, id, "required", newKey)
 		}
-		return []string{"--security", "required", "--gossip-key-file", keyFile}
+		return secureArgs(dir, id, "required", keyFile)
 	}})
 	watch := watchLiveness(t, c)
-	load := startLoad(t, c.Addrs())
+	load, _ := startSwitchLoad(t, clusterClient(t, c))
 	waitAcked(t, load, 100)
 
 	steps := []struct {
@@ -314,7 +373,7 @@ func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
 	}
 	for s, step := range steps {
 		addr := c.Nodes[s%3].RPC // each step through another node
-		out, errOut, code := cli(t, append([]string{"keyring", "--addr", addr}, step.args...)...)
+		out, errOut, code := cli(t, append(append([]string{"keyring", "--addr", addr}, opsTLS(dir)...), step.args...)...)
 		if code != 0 {
 			t.Fatalf("keyring %v: exit %d: %s%s", step.args, code, out, errOut)
 		}
@@ -342,7 +401,7 @@ func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
 	if r := keyringOf(t, c, 1); strings.Contains(fmt.Sprint(r.Nodes), fp1) {
 		t.Fatalf("the old key is still held: %+v", r.Nodes)
 	}
-	out, errOut, code := cli(t, "keyring", "remove", fp2, "--addr", c.Nodes[0].RPC)
+	out, errOut, code := cli(t, append([]string{"keyring", "remove", fp2, "--addr", c.Nodes[0].RPC}, opsTLS(dir)...)...)
 	if code != 2 || strings.Count(out, "is the primary") != 3 || !strings.Contains(errOut, "remove failed on 3 of 3 members") {
 		t.Fatalf("removing the primary: exit %d:\n%s%s", code, out, errOut)
 	}
@@ -388,18 +447,18 @@ func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
 }
 
 func TestE2EGossipRollingEnableUnderLoad(t *testing.T) {
-	dir := t.TempDir()
+	dir := makeCerts(t, 3)
 	key := gossipKey(t)
-	keyFile := writeKeyFile(t, dir, "gossip.key", key)
+	keyFile := writeKeyFile(t, dir, "cluster.key", key)
 	mode := []string{"disabled", "disabled", "disabled"}
 	c := startCluster(t, localcluster.Options{Nodes: 3, NodeArgs: func(i int) []string {
 		if mode[i] == "disabled" {
-			return nil
+			return nil // an open node as it was, without the files
 		}
-		return []string{"--security", mode[i], "--gossip-key-file", keyFile}
+		return secureArgs(dir, fmt.Sprintf("node-%d", i+1), mode[i], keyFile)
 	}})
 	watch := watchLiveness(t, c)
-	load := startLoad(t, c.Addrs())
+	load, useClient := startSwitchLoad(t, clusterClient(t, c))
 	waitAcked(t, load, 100)
 
 	encrypting := func(r *client.KeyringReply) int {
@@ -470,8 +529,13 @@ func TestE2EGossipRollingEnableUnderLoad(t *testing.T) {
 				}
 			}
 		}
+		if to == "transitional" {
+			// Every node accepts TLS now: the clients switch before required.
+			c.SetClientTLS(clientTLS(t, dir))
+			useClient(clusterClient(t, c))
+		}
 	}
-	out, _, code := cli(t, "keyring", "list", "--addr", c.Nodes[1].RPC)
+	out, _, code := cli(t, append([]string{"keyring", "list", "--addr", c.Nodes[1].RPC}, opsTLS(dir)...)...)
 	fp := fingerprintOf(t, key)
 	if code != 0 || strings.Count(out, "required     encrypting") != 3 || !strings.Contains(out, fp+"  [3/3] members  primary on [3/3]") {
 		t.Fatalf("keyring list after the rolling enable (exit %d):\n%s", code, out)

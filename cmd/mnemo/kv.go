@@ -25,6 +25,9 @@ type clientFlags struct {
 	addr    string
 	timeout time.Duration
 	json    bool
+	// tlsCA, tlsCert and tlsKey are PEM files: with --tls-ca the client
+	// speaks TLS, presenting the certificate when given.
+	tlsCA, tlsCert, tlsKey string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -35,10 +38,26 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.addr, "addr", def, "RPC address of any node (env MNEMO_ADDR)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	cmd.Flags().StringVar(&f.tlsCA, "tls-ca", os.Getenv("MNEMO_TLS_CA"), "CA bundle (PEM) of the cluster: speak TLS to nodes with security on (env MNEMO_TLS_CA)")
+	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", os.Getenv("MNEMO_TLS_CERT"), "client certificate (PEM; mnemo certs client NAME) (env MNEMO_TLS_CERT)")
+	cmd.Flags().StringVar(&f.tlsKey, "tls-key", os.Getenv("MNEMO_TLS_KEY"), "key of --tls-cert (PEM) (env MNEMO_TLS_KEY)")
+}
+
+// newClient makes the client the flags describe, without a context.
+func (f *clientFlags) newClient() (*client.Client, error) {
+	cfg := client.Config{Addrs: []string{f.addr}}
+	if f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" {
+		t, err := client.LoadTLS(f.tlsCA, f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = t
+	}
+	return client.NewWithConfig(cfg)
 }
 
 func (f *clientFlags) client() (*client.Client, context.Context, context.CancelFunc, error) {
-	c, err := client.New(f.addr)
+	c, err := f.newClient()
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -20,7 +20,7 @@ func nodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a node",
-		Long: `Run a mnemo node until SIGINT or SIGTERM.
+		Long: `Run a mnemo node until SIGINT or SIGTERM. SIGHUP reloads the TLS files.
 
 Every setting is a flag and may also be set in a TOML config file (--config)
 as "name = value" pairs; flags win over the file. A bad value stops start-up
@@ -51,7 +51,17 @@ with one line per bad setting.`,
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			// SIGHUP reloads the TLS files (a bad one is logged and the
+			// old one kept); it never stops the node.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
 			select {
+			case <-hup:
+				log.Info().Msg("SIGHUP: reloading TLS files")
+				_ = n.ReloadTLS() // logged by the node
+				goto wait
 			case s := <-sig:
 				log.Info().Str("signal", s.String()).Msg("stopping")
 			case err := <-n.Done():

@@ -87,7 +87,7 @@ func eventsCmd() *cobra.Command {
 		Short: "Stream the partition-ownership events of the node at --addr (JSON lines)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client.New(cf.addr)
+			c, err := cf.newClient()
 			if err != nil {
 				return err
 			}

@@ -1,8 +1,11 @@
 // Package admin is a node's admin HTTP port: /metrics (Prometheus),
 // /status (JSON), /healthz, /debug/pprof/ and / (a page that draws the
-// ring). Every route is registered through one place (Handler.handle), so
-// Routes lists them all and any policy applied in ServeHTTP covers a new
-// route too.
+// ring), /routes (the routes and who may call them). Every route is
+// registered through one place (Handler.handle) on an adminauth.Router,
+// so Routes lists them all and every request, to a new route too, has its
+// credentials checked first (internal/adminauth): every route but
+// /healthz needs the admin token or a client certificate, /metrics also
+// takes the metrics token, unless Config.Auth.Open.
 package admin
 
 import (
@@ -19,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/mnemo-kv/mnemo/internal/adminauth"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/ring"
 )
@@ -39,27 +43,29 @@ type Config struct {
 	// Metrics is gathered by /metrics.
 	Metrics prometheus.Gatherer
 	Logger  zerolog.Logger
+	// Auth is what the port takes as credentials. The zero value takes
+	// none: only /healthz is served. Open serves everything to anyone.
+	Auth adminauth.Config
 }
 
 // Handler serves the admin routes. It is safe for concurrent use.
 type Handler struct {
 	cfg    Config
-	mux    *http.ServeMux
-	routes []string
+	router *adminauth.Router
 }
 
 // NewHandler returns the admin port's handler.
 func NewHandler(cfg Config) *Handler {
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
-	h.handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
-	h.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := &Handler{cfg: cfg, router: adminauth.NewRouter(cfg.Auth)}
+	h.handle("GET /metrics", adminauth.Metrics, promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	h.handle("GET /healthz", adminauth.Public, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !cfg.Node.Healthy() {
 			http.Error(w, "stopping", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	}))
-	h.handle("GET /status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.handle("GET /status", adminauth.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
@@ -67,30 +73,47 @@ func NewHandler(cfg Config) *Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(cfg.Node.Status(ctx))
 	}))
-	h.handle("GET /{$}", http.HandlerFunc(h.ringPage))
+	h.handle("GET /{$}", adminauth.Admin, http.HandlerFunc(h.ringPage))
 	// Profiles for operators: go tool pprof http://ADDR/debug/pprof/profile
-	h.handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-	h.handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
-	h.handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-	h.handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
-	h.handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	h.handle("/debug/pprof/", adminauth.Admin, http.HandlerFunc(pprof.Index))
+	h.handle("/debug/pprof/cmdline", adminauth.Admin, http.HandlerFunc(pprof.Cmdline))
+	h.handle("/debug/pprof/profile", adminauth.Admin, http.HandlerFunc(pprof.Profile))
+	h.handle("/debug/pprof/symbol", adminauth.Admin, http.HandlerFunc(pprof.Symbol))
+	h.handle("/debug/pprof/trace", adminauth.Admin, http.HandlerFunc(pprof.Trace))
+	// The route list, from the registrations themselves: what a test (or
+	// an operator) checks the locks against.
+	h.handle("GET /routes", adminauth.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(h.router.Routes())
+	}))
 	return h
 }
 
-// handle registers a route; every route goes through here, so Routes is
-// complete.
-func (h *Handler) handle(pattern string, handler http.Handler) {
-	h.mux.Handle(pattern, handler)
-	h.routes = append(h.routes, pattern)
+// handle registers a route with who may call it; every route goes through
+// here, so Routes is complete and every request is checked.
+func (h *Handler) handle(pattern string, access adminauth.Access, handler http.Handler) {
+	h.router.Handle(pattern, access, handler)
 }
 
 // Routes returns the patterns of every route served, as given to
 // http.ServeMux ("GET /status", "/debug/pprof/").
-func (h *Handler) Routes() []string { return append([]string(nil), h.routes...) }
+func (h *Handler) Routes() []string {
+	var out []string
+	for _, r := range h.router.Routes() {
+		out = append(out, r.Pattern)
+	}
+	return out
+}
 
-// ServeHTTP serves one request.
+// RouteAccess returns every route with who may call it.
+func (h *Handler) RouteAccess() []adminauth.Route { return h.router.Routes() }
+
+// Refused is the number of requests refused for want of credentials.
+func (h *Handler) Refused() uint64 { return h.router.Refused() }
+
+// ServeHTTP checks the request's credentials, then serves it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mux.ServeHTTP(w, r)
+	h.router.ServeHTTP(w, r)
 }
 
 var ringTmpl = template.Must(template.New("ring").Parse(`<!doctype html>

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/mnemo-kv/mnemo/internal/adminauth"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/ring"
 )
@@ -43,7 +44,7 @@ func newTestServer(t *testing.T) (*fakeNode, *Handler, *httptest.Server) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "mnemo_test_total", Help: "a test counter"})
 	reg.MustRegister(c)
 	c.Inc()
-	h := NewHandler(Config{Node: f, Metrics: reg, Logger: zerolog.Nop()})
+	h := NewHandler(Config{Node: f, Metrics: reg, Logger: zerolog.Nop(), Auth: adminauth.Config{Open: true}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return f, h, srv
@@ -104,5 +105,52 @@ func TestRoutesListed(t *testing.T) {
 		if code, _ := get(t, srv.URL+path); code == 404 {
 			t.Errorf("route %q listed but %s gives 404", r, path)
 		}
+	}
+}
+
+// TestEveryRouteNeedsToken: with an admin token configured, every route
+// the handler lists (from its own registrations) but /healthz answers 401
+// without it, and serves with it.
+func TestEveryRouteNeedsToken(t *testing.T) {
+	rg, err := ring.New(8, []ring.Node{{ID: "a"}, {ID: "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tok = "0123456789abcdef0123"
+	h := NewHandler(Config{Node: &fakeNode{ring: rg}, Metrics: prometheus.NewRegistry(), Logger: zerolog.Nop(),
+		Auth: adminauth.Config{AdminToken: []byte(tok)}})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	routes := h.RouteAccess()
+	if len(routes) < 8 {
+		t.Fatalf("RouteAccess = %v", routes)
+	}
+	for _, r := range routes {
+		path := adminauth.ExamplePath(r.Pattern)
+		if path == "/debug/pprof/profile" || path == "/debug/pprof/trace" {
+			path += "?seconds=1"
+		}
+		code, _ := get(t, srv.URL+path)
+		want := http.StatusUnauthorized
+		if r.Pattern == "GET /healthz" {
+			want = http.StatusOK
+		}
+		if code != want {
+			t.Errorf("%s without a token: %d, want %d", r.Pattern, code, want)
+		}
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s with the token: %d", r.Pattern, resp.StatusCode)
+		}
+	}
+	if h.Refused() == 0 {
+		t.Error("Refused() = 0")
 	}
 }

@@ -11,6 +11,7 @@ package localcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -54,6 +55,9 @@ type Options struct {
 	// operators' scripts, and removes it when the process has exited
 	// (unless something else has replaced it).
 	PIDFiles bool
+	// ClientTLS, when set, is the TLS config of the clients Client and
+	// WaitConverged make (nodes with --security on); see SetClientTLS.
+	ClientTLS *tls.Config
 }
 
 // Proc is one node process.
@@ -109,6 +113,8 @@ type Cluster struct {
 	name  string
 	Nodes []*Proc
 	once  sync.Once
+	// tlsMu guards opts.ClientTLS, which SetClientTLS changes.
+	tlsMu sync.Mutex
 }
 
 // clusterSeq numbers the clusters of this process, for their names.
@@ -414,14 +420,26 @@ func (c *Cluster) Addrs() []string {
 
 // Client returns an SDK client of the given nodes (all when none given).
 func (c *Cluster) Client(idx ...int) (*client.Client, error) {
-	if len(idx) == 0 {
-		return client.New(c.Addrs()...)
+	addrs := c.Addrs()
+	if len(idx) > 0 {
+		addrs = nil
+		for _, i := range idx {
+			addrs = append(addrs, c.Nodes[i].RPC)
+		}
 	}
-	var addrs []string
-	for _, i := range idx {
-		addrs = append(addrs, c.Nodes[i].RPC)
-	}
-	return client.New(addrs...)
+	c.tlsMu.Lock()
+	t := c.opts.ClientTLS
+	c.tlsMu.Unlock()
+	return client.NewWithConfig(client.Config{Addrs: addrs, TLS: t})
+}
+
+// SetClientTLS changes the TLS config of the clients made from now on
+// (nil: plaintext), as an operator switches clients during a rolling
+// enable of security.
+func (c *Cluster) SetClientTLS(t *tls.Config) {
+	c.tlsMu.Lock()
+	c.opts.ClientTLS = t
+	c.tlsMu.Unlock()
 }
 
 // WaitConverged waits until each of the given nodes answers status and sees

@@ -248,13 +248,13 @@ const (
 	// every other ring member (KindKeyringLocal) and answers KeyringReply,
 	// one result per member. The request may carry a key: it travels only
 	// over the RPC port and is never logged.
-	// TODO(issue 13, tls): refuse it, and KindKeyringLocal, from callers
-	// that are not a peer (node certificate) or an admin client once the
-	// RPC port authenticates them.
+	// With security on, a client certificate may call it, like the other
+	// admin kinds, and a node certificate may (node/tls.go's clientKinds);
+	// plaintext callers only reach a transitional node.
 	KindKeyring
 	// KindKeyringLocal applies KeyringRequest to the receiving node only:
 	// KeyringRequest -> KeyringNodeResult. Sent by the node serving
-	// KindKeyring.
+	// KindKeyring; a peer kind (a client certificate may not call it).
 	KindKeyringLocal
 )
 

@@ -20,6 +20,30 @@
 //
 // Each node advertises its mode in its ring entry (ring.Member.Security), so
 // its peers know how to dial it during a rolling upgrade.
+//
+// The rest of the package is the TLS every port shares:
+//
+//   - Identities (identity.go): a node's certificate names it with the URI
+//     SAN mnemo://node/<node-id>, a client's with mnemo://client/<name>;
+//     IdentityOf reads the one such SAN a certificate may hold.
+//   - Certificates (certs.go): CA and CA.Issue make ECDSA P-256 CAs and
+//     node or client certificates; `mnemo certs` and the tests use them.
+//   - Material and Reloader (tls.go): the certificate, key and CA bundle
+//     of a node, replaced atomically on Reload (SIGHUP) or when the files'
+//     content changes; a bad new file is logged and the old one kept. The
+//     tls.Configs it makes (TLS 1.3 at least) read the current material at
+//     each handshake and verify peers' chains themselves, against the
+//     current bundle (which may hold several CAs), then their identity:
+//     host names are not checked, the node id is.
+//   - The listener (listen.go): Wrap makes any net.Listener speak a Mode,
+//     sniffing the first byte of each connection on its first Read, so
+//     servers' accept loops need no change. Plaintext connections accepted
+//     are counted, so an operator knows when Required is safe.
+//
+// The caller decides what an identity may do: the node checks that a node
+// certificate comes from the address the ring gives that node, expects the
+// ring's node id when it dials, and limits client certificates to client
+// requests (node/tls.go).
 package security
 
 import "fmt"

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,15 @@ type ClientConfig struct {
 	// closes a connection just as a request is sent on it. Default 4m
 	// (servers default to 5m).
 	IdleTimeout time.Duration
+	// TLS, if set, says how to dial each address: the config to run a TLS
+	// handshake with (within DialTimeout), or nil for plaintext. An error
+	// fails the dial. A config without ServerName or InsecureSkipVerify
+	// gets the address's host as ServerName. Nil: plaintext everywhere.
+	TLS func(addr string) (*tls.Config, error)
+	// LocalIP, if set, is the address connections are dialed from: a
+	// node dials from the IP it advertises for RPC, which is what its
+	// peers check a node certificate against. Nil: the system's choice.
+	LocalIP net.IP
 	// Logger receives connection-level events. The zero Logger discards
 	// them.
 	Logger zerolog.Logger
@@ -171,10 +181,34 @@ type Conn struct {
 // the attempt on top of ctx.
 func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Conn, error) {
 	cfg = cfg.withDefaults()
-	d := net.Dialer{Timeout: cfg.DialTimeout}
+	var tc *tls.Config
+	if cfg.TLS != nil {
+		var err error
+		if tc, err = cfg.TLS(addr); err != nil {
+			return nil, fmt.Errorf("wire: dial %s: %w", addr, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	if cfg.LocalIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: cfg.LocalIP}
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("wire: %w", err)
+	}
+	if tc != nil {
+		if tc.ServerName == "" && !tc.InsecureSkipVerify {
+			tc = tc.Clone()
+			tc.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		c := tls.Client(nc, tc)
+		if err := c.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("wire: TLS to %s: %w", addr, err)
+		}
+		nc = c
 	}
 	return newConn(nc, addr, cfg), nil
 }

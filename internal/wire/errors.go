@@ -52,6 +52,9 @@ const (
 	CodeUnavailable
 	// CodeOverloaded is a server that shed the request; retry with backoff.
 	CodeOverloaded
+	// CodeForbidden is a request kind the connection's peer may not send
+	// (a client certificate calling a peer kind).
+	CodeForbidden
 )
 
 var codeNames = [...]string{
@@ -64,6 +67,7 @@ var codeNames = [...]string{
 	CodeTimeout:     "timeout",
 	CodeUnavailable: "unavailable",
 	CodeOverloaded:  "overloaded",
+	CodeForbidden:   "forbidden",
 }
 
 func (c Code) String() string {

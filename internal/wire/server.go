@@ -78,6 +78,12 @@ type ServerConfig struct {
 	// at a time, in order. NB: an inline handler that blocks stops the
 	// connection's reading, as MaxInFlight does.
 	Inline func(Kind) bool
+	// Authorize, when set, vets each connection once its first frame has
+	// been read (so a TLS handshake on a wrapped listener is done): an
+	// error closes the connection, logged; otherwise allow, when non-nil,
+	// is asked for each request's kind, and a kind it refuses is answered
+	// with CodeForbidden. It runs on the connection's reader goroutine.
+	Authorize func(nc net.Conn) (allow func(Kind) bool, err error)
 	// Logger receives connection-level events (protocol errors, panics).
 	// The zero Logger discards them.
 	Logger zerolog.Logger
@@ -196,6 +202,16 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 // logged and retried with backoff. l may be any net.Listener (a TLS one).
 func (s *Server) Serve(l net.Listener) error { return s.acc.Serve(l) }
 
+// connKey keys the connection in a handler's context.
+type connKey struct{}
+
+// ConnOf returns the connection a handler's request came on (nil outside
+// a handler): its TLS state says who the peer is.
+func ConnOf(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	return c
+}
+
 // openConn prepares the connection nc and starts its writer; the returned
 // serve runs its reader until it ends.
 func (s *Server) openConn(nc net.Conn) (*serverConn, func()) {
@@ -205,7 +221,7 @@ func (s *Server) openConn(nc net.Conn) (*serverConn, func()) {
 		br:  bufio.NewReaderSize(nc, readBufSize),
 		sem: make(chan struct{}, s.cfg.MaxInFlight),
 	}
-	sc.ctx, sc.cancel = context.WithCancel(s.ctx)
+	sc.ctx, sc.cancel = context.WithCancel(context.WithValue(s.ctx, connKey{}, nc))
 	// A failed write ends the connection at once: closing nc stops the
 	// reader, and cancelling ctx releases handlers even while the reader
 	// is paused at MaxInFlight and would not notice.
@@ -259,7 +275,14 @@ type serverConn struct {
 	cancel   context.CancelFunc
 	sem      chan struct{} // one token per running handler
 	handlers sync.WaitGroup
+	// authorized is set once ServerConfig.Authorize has passed; allow is
+	// what it returned. Reader goroutine only.
+	authorized bool
+	allow      func(Kind) bool
 }
+
+// errUnauthorized wraps an Authorize refusal.
+var errUnauthorized = errors.New("wire: connection refused")
 
 // errIdle ends a connection that sent nothing for IdleTimeout.
 var errIdle = errors.New("wire: connection idle")
@@ -282,6 +305,8 @@ func (sc *serverConn) serve() {
 			code = CodeBadRequest
 		}
 		sc.w.send(errorFrame(0, 0, &Error{Code: code, Msg: err.Error()}, s.cfg.MaxFrame), s.ctx.Done())
+	case errors.Is(err, errUnauthorized):
+		s.log.Warn().Err(err).Str("remote", sc.nc.RemoteAddr().String()).Msg("wire: closing unauthorized connection")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// Stalled mid-frame: idle connections end with errIdle instead.
 		s.stats.protocolErrors.Add(1)
@@ -337,6 +362,19 @@ func (sc *serverConn) readLoop() error {
 		case h.Kind == 0:
 			sc.w.send(errorFrame(h.ID, 0, &Error{Code: CodeBadRequest, Msg: errReservedKind.Error()}, s.cfg.MaxFrame), sc.ctx.Done())
 			continue
+		}
+		if s.cfg.Authorize != nil {
+			if !sc.authorized {
+				allow, err := s.cfg.Authorize(sc.nc)
+				if err != nil {
+					return fmt.Errorf("%w: %w", errUnauthorized, err)
+				}
+				sc.authorized, sc.allow = true, allow
+			}
+			if sc.allow != nil && !sc.allow(h.Kind) {
+				sc.w.send(errorFrame(h.ID, h.Kind, &Error{Code: CodeForbidden, Msg: fmt.Sprintf("request kind %d is not allowed to this peer", h.Kind)}, s.cfg.MaxFrame), sc.ctx.Done())
+				continue
+			}
 		}
 
 		if s.cfg.Inline != nil && s.cfg.Inline(h.Kind) {
