@@ -280,6 +280,7 @@ func (n *Node) bindPorts() error {
 		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 			return fmt.Errorf("node: http listen %s: %w", n.cfg.HTTP, err)
 		}
+		n.httpLn = n.SecureListener(n.httpLn, "http", security.OptionalClientCert)
 	}
 	// One connection per peer: frames of concurrent requests share its
 	// flushes (3.4 frames per syscall instead of 1.8 with two, and a
@@ -370,7 +371,11 @@ func (n *Node) startServers() error {
 		}
 	}()
 	if n.httpLn != nil {
-		h := admin.NewHandler(admin.Config{Node: (*adminView)(n), Metrics: n.metrics.reg, Logger: n.log, Auth: n.secrets.admin})
+		auth := n.secrets.admin
+		// A verified client or node certificate opens the admin routes
+		// as a token does.
+		auth.PeerIdentity = func(c net.Conn) bool { _, ok := verifiedIdentity(c); return ok }
+		h := admin.NewHandler(admin.Config{Node: (*adminView)(n), Metrics: n.metrics.reg, Logger: n.log, Auth: auth})
 		n.registerAdminMetrics(h.Refused)
 		// ConnContext lets the auth check read a client certificate from a
 		// wrapped TLS connection.

@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/config"
 	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/security"
 	"github.com/mnemo-kv/mnemo/resp"
 )
 
@@ -138,6 +140,14 @@ func (n *Node) startRESP() error {
 	cfg.Logger = n.log.With().Str("component", "resp").Logger()
 	cfg.Registerer = n.metrics.reg
 	cfg.Users = n.secrets.users // nil: open (config allows it on loopback only)
+	// With security on the port speaks TLS (and, transitional, plaintext
+	// too); a verified client certificate naming mnemo://client/<name>
+	// logs in as user <name>.
+	ln = n.SecureListener(ln, "resp", respClientAuth[n.cfg.RESPClientCerts])
+	cfg.ClientIdentity = func(nc net.Conn) (string, bool) {
+		id, ok := verifiedIdentity(nc)
+		return id.Name, ok && id.Kind == security.ClientIdentity
+	}
 	n.respLn = ln
 	n.resp = resp.NewServer(cfg, (*respBackend)(n))
 	n.wg.Add(1)
@@ -148,6 +158,14 @@ func (n *Node) startRESP() error {
 		}
 	}()
 	return nil
+}
+
+// respClientAuth maps --resp-client-certs to what the RESP port's TLS asks
+// of clients.
+var respClientAuth = map[string]security.ClientAuth{
+	config.ClientCertsYes:      security.RequireClientCert,
+	config.ClientCertsOptional: security.OptionalClientCert,
+	config.ClientCertsNo:       security.NoClientCert,
 }
 
 // RESPAddr is the bound Redis-protocol address, or "" when off.

@@ -255,3 +255,20 @@ func callerNode(ctx context.Context) (ring.NodeID, bool) {
 	}
 	return ring.NodeID(id.Name), true
 }
+
+// verifiedIdentity returns the mnemo identity of a connection's client
+// certificate. A certificate is only there once the handshake has verified
+// it against the CA bundle (a *security.Conn after its first Read), so any
+// identity found is one the cluster's CA vouches for.
+func verifiedIdentity(nc net.Conn) (security.Identity, bool) {
+	sc, ok := nc.(*security.Conn)
+	if !ok {
+		return security.Identity{}, false
+	}
+	cs, ok := sc.ConnectionState()
+	if !ok || !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
+		return security.Identity{}, false
+	}
+	id, err := security.IdentityOf(cs.PeerCertificates[0])
+	return id, err == nil
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/internal/acl"
+	"github.com/mnemo-kv/mnemo/internal/security"
 )
 
 // Authentication and access control, used when Config.Users is set (see
@@ -164,7 +165,8 @@ func VerifiedClientName(nc net.Conn) (string, bool) {
 	if !cs.HandshakeComplete || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
 		return "", false
 	}
-	return ClientName(cs.PeerCertificates[0].URIs)
+	id, err := security.IdentityOf(cs.PeerCertificates[0])
+	return id.Name, err == nil && id.Kind == security.ClientIdentity
 }
 
 // cmdACL answers ACL WHOAMI.

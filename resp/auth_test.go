@@ -389,28 +389,6 @@ func TestClientCertAuth(t *testing.T) {
 	}
 }
 
-func TestClientName(t *testing.T) {
-	for in, want := range map[string]string{
-		"mnemo://client/alice":      "alice",
-		"mnemo://client/":           "",
-		"mnemo://client/a/b":        "",
-		"mnemo://node/alice":        "",
-		"https://client/alice":      "",
-		"mnemo://client/alice?x=1":  "",
-		"mnemo://client/al%20ice":   "",
-		"mnemo://client/node-1.app": "node-1.app",
-	} {
-		u, err := url.Parse(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, ok := ClientName([]*url.URL{u})
-		if got != want || ok != (want != "") {
-			t.Errorf("ClientName(%s) = %q, %v; want %q", in, got, ok, want)
-		}
-	}
-}
-
 // FuzzParsePreAuth: with the pre-auth limits no request the parser returns
 // holds more than PreAuthMaxArgs arguments or an argument over
 // PreAuthMaxBulk bytes, and what it allocates follows the input.

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,9 +83,14 @@ func peerTLS(t *testing.T, dir, id, want string) *tls.Config {
 }
 
 // metric reads one series' value from a node's /metrics (0 if absent).
-func metric(t *testing.T, httpAddr, series string) float64 {
+// With tlsCfg (a node whose admin port speaks TLS) it asks over HTTPS.
+func metric(t *testing.T, httpAddr string, tlsCfg *tls.Config, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	hc, url := http.DefaultClient, "http://"+httpAddr+"/metrics"
+	if tlsCfg != nil {
+		hc, url = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}, "https://"+httpAddr+"/metrics"
+	}
+	resp, err := hc.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +161,11 @@ func TestE2ETLSRequired(t *testing.T) {
 	if err := c.StartAll(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The admin port of a required node speaks TLS only.
+	adminTLS := clientTLS(t, dir)
+	if _, err := http.Get("http://" + c.Nodes[0].HTTP + "/healthz"); err == nil {
+		t.Fatal("plaintext HTTP to a required node's admin port answered")
+	}
 
 	// Quorum writes and reads through the SDK with a client certificate.
 	cl, err := c.Client()
@@ -183,15 +195,15 @@ func TestE2ETLSRequired(t *testing.T) {
 	}
 
 	// Plaintext to the required RPC port: refused, and counted.
-	before := metric(t, c.Nodes[0].HTTP, `mnemo_tls_refused_connections_total{port="rpc"}`)
+	before := metric(t, c.Nodes[0].HTTP, adminTLS, `mnemo_tls_refused_connections_total{port="rpc"}`)
 	if err := ping(c.Nodes[0].RPC, wire.ClientConfig{}); !errors.Is(err, wire.ErrConnClosed) {
 		t.Fatalf("plaintext ping of a required port: %v, want the connection closed", err)
 	}
 	testutil.Eventually(t, 5*time.Second, "the refusal counted", func() (bool, string) {
-		v := metric(t, c.Nodes[0].HTTP, `mnemo_tls_refused_connections_total{port="rpc"}`)
+		v := metric(t, c.Nodes[0].HTTP, adminTLS, `mnemo_tls_refused_connections_total{port="rpc"}`)
 		return v > before, fmt.Sprintf("%v (before %v)", v, before)
 	})
-	if v := metric(t, c.Nodes[0].HTTP, `mnemo_plaintext_connections_total{port="rpc"}`); v != 0 {
+	if v := metric(t, c.Nodes[0].HTTP, adminTLS, `mnemo_plaintext_connections_total{port="rpc"}`); v != 0 {
 		t.Errorf("a required node accepted %v plaintext connections", v)
 	}
 
@@ -278,7 +290,10 @@ func TestE2ETLSRequired(t *testing.T) {
 	if err := ping(c.Nodes[0].RPC, cliTLS); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("dial to node-1 with its expired certificate: %v, want expired", err)
 	}
-	if e := metric(t, c.Nodes[0].HTTP, "mnemo_tls_cert_expiry_seconds"); e >= 0 {
+	// Its admin port now presents the expired certificate too: an operator
+	// reads the gauge with verification off (curl -k).
+	unverified := &tls.Config{InsecureSkipVerify: true}
+	if e := metric(t, c.Nodes[0].HTTP, unverified, "mnemo_tls_cert_expiry_seconds"); e >= 0 {
 		t.Errorf("expiry gauge %v with an expired certificate", e)
 	}
 	swap("node-1", good1, hup, true)
@@ -472,7 +487,7 @@ func TestE2ERollingSecurity(t *testing.T) {
 	// stops growing.
 	plaintext := func() (sum float64) {
 		for _, p := range c.Nodes {
-			sum += metric(t, p.HTTP, `mnemo_plaintext_connections_total{port="rpc"}`)
+			sum += metric(t, p.HTTP, nil, `mnemo_plaintext_connections_total{port="rpc"}`)
 		}
 		return sum
 	}
@@ -504,6 +519,125 @@ func TestE2ERollingSecurity(t *testing.T) {
 	for _, p := range c.Nodes {
 		if err := ping(p.RPC, wire.ClientConfig{}); err == nil {
 			t.Errorf("%s took plaintext after the roll", p.ID)
+		}
+	}
+}
+
+// TestE2ERESPAndAdminOverTLS: with --security required the Redis port and
+// the admin port speak TLS only. The real redis-cli over TLS (with the
+// cluster CA) authenticates with a password, or with a client certificate
+// naming a user (mnemo://client/ops) and no password; plaintext redis-cli
+// and plaintext HTTP get nothing; the admin port answers HTTPS with the
+// token, and 401 without.
+func TestE2ERESPAndAdminOverTLS(t *testing.T) {
+	rcli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skipf("redis-cli is not on PATH (make test installs it with apt-get install -y redis-tools): %v", err)
+	}
+	if out, _ := exec.Command(rcli, "--help").CombinedOutput(); !strings.Contains(string(out), "--tls") {
+		t.Skip("this redis-cli is built without TLS")
+	}
+	// --hosts: HTTPS clients (Go's, curl) check the host name as well.
+	certs := filepath.Join(t.TempDir(), "certs")
+	if out, errOut, code := cli(t, "certs", "init", "--dir", certs, "--nodes", "node-1", "--clients", "ops", "--hosts", "127.0.0.1"); code != 0 {
+		t.Fatalf("mnemo certs init: exit %d\n%s%s", code, out, errOut)
+	}
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.toml")
+	usersText := `[users.default]
+password-hash = "` + hashWithCLI(t, e2eDefaultPass) + `"
+allow = ["all"]
+
+[users.ops]
+password-hash = "` + hashWithCLI(t, e2eReaderPass) + `"
+allow = ["read"]
+`
+	adminFile := filepath.Join(dir, "admin.token")
+	for path, content := range map[string]string{users: usersText, adminFile: e2eAdminToken + "\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cTLS := clientTLS(t, certs)
+	c, err := localcluster.New(localcluster.Options{Binary: mnemoBin, Dir: t.TempDir(), Nodes: 1, RESP: true, HTTP: true, ClientTLS: cTLS,
+		Args: append(tlsArgs(certs, "node-1", "required"), "--resp-users", users, "--admin-token-file", adminFile,
+			"--n", "1", "--r", "1", "--w", "1", "--log-level", "debug")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.StartAll(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	n := c.Nodes[0]
+	tlsCLI := []string{"--tls", "--cacert", filepath.Join(certs, "ca.crt")}
+	withCert := append(slices.Clone(tlsCLI), "--cert", filepath.Join(certs, "client-ops.crt"), "--key", filepath.Join(certs, "client-ops.key"))
+	for _, tc := range []struct {
+		name, user, pass string
+		args             []string
+		want             string
+	}{
+		{"tls, password", "", e2eDefaultPass, append(slices.Clone(tlsCLI), "SET", "k", "over-tls"), "OK"},
+		{"tls, no password", "", "", append(slices.Clone(tlsCLI), "GET", "k"), "NOAUTH Authentication required."},
+		{"tls, client certificate", "", "", append(slices.Clone(withCert), "ACL", "WHOAMI"), "ops"},
+		{"tls, client certificate reads", "", "", append(slices.Clone(withCert), "GET", "k"), "over-tls"},
+		{"tls, client certificate of a reader", "", "", append(slices.Clone(withCert), "SET", "k", "x"), "NOPERM this user has no permissions to run the 'set' command"},
+	} {
+		if got := redisCLIAuth(t, rcli, n.RESP, tc.user, tc.pass, tc.args...); got != tc.want {
+			t.Errorf("redis-cli %s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := redisCLIAuth(t, rcli, n.RESP, "", e2eDefaultPass, "GET", "k"); strings.Contains(got, "over-tls") {
+		t.Errorf("plaintext redis-cli to a required RESP port read the value: %q", got)
+	}
+
+	// Admin: HTTPS only; the token opens routes; without one, 401.
+	if _, err := http.Get("http://" + n.HTTP + "/status"); err == nil {
+		t.Error("plaintext HTTP to a required admin port answered")
+	}
+	caPEM, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}}}
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong-token-wrong-token", http.StatusUnauthorized}, {e2eAdminToken, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", "https://"+n.HTTP+"/status", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET https /status: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET https /status with a token (%v): %d, want %d", tc.token != "", resp.StatusCode, tc.want)
+		}
+	}
+	// A client certificate opens the admin port as a token does.
+	hcCert := &http.Client{Transport: &http.Transport{TLSClientConfig: cTLS}}
+	resp, err := hcCert.Get("https://" + n.HTTP + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET https /status with a client certificate: %d", resp.StatusCode)
+	}
+
+	// Nothing secret in the log.
+	b, err := os.ReadFile(n.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{e2eDefaultPass, e2eReaderPass, e2eAdminToken, "PRIVATE KEY"} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("the node's log holds %q", secret)
 		}
 	}
 }
