@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -212,10 +213,13 @@ func clusterClient(t *testing.T, c *localcluster.Cluster) *client.Client {
 	return cl
 }
 
-// metricsOf returns the admin port's /metrics page.
-func metricsOf(t *testing.T, addr string) string {
+// metricsOf returns the admin port's /metrics page, over HTTPS with a
+// client certificate (the admin port of a node with security on speaks
+// TLS).
+func metricsOf(t *testing.T, addr string, tlsCfg *tls.Config) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	resp, err := hc.Get("https://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +389,7 @@ func TestE2EGossipKeyRotationUnderLoad(t *testing.T) {
 		t.Logf("keyring %v:\n%s", step.args, out)
 		if s == 1 { // after use: two keys, the new one primary, on every node
 			for _, p := range c.Nodes {
-				m := metricsOf(t, p.HTTP)
+				m := metricsOf(t, p.HTTP, clientTLS(t, dir))
 				for _, w := range []string{"mnemo_gossip_keys 2\n", "mnemo_gossip_encrypting 1\n", `mnemo_gossip_primary_key_info{fingerprint="` + fp2 + `"} 1`} {
 					if !strings.Contains(m, w) {
 						t.Fatalf("%s's metrics lack %q", p.ID, w)

@@ -542,6 +542,7 @@ func TestE2ERESPAndAdminOverTLS(t *testing.T) {
 	if out, errOut, code := cli(t, "certs", "init", "--dir", certs, "--nodes", "node-1", "--clients", "ops", "--hosts", "127.0.0.1"); code != 0 {
 		t.Fatalf("mnemo certs init: exit %d\n%s%s", code, out, errOut)
 	}
+	writeKeyFile(t, certs, "gossip.key", gossipKey(t)) // tlsArgs names it
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.toml")
 	usersText := `[users.default]
