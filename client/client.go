@@ -498,3 +498,52 @@ func (c *Client) WatchOwnership(ctx context.Context, addr string) <-chan Ownersh
 	}()
 	return out
 }
+
+// KeyringReply is the cluster's answer to a keyring call: one result per
+// ring member (not removed), with its key fingerprints after the call, or
+// why it failed (a dead member is reported as not reached).
+type KeyringReply = proto.KeyringReply
+
+// KeyringNodeResult is one member's part of a KeyringReply.
+type KeyringNodeResult = proto.KeyringNodeResult
+
+// keyring sends one keyring operation to a node (Node option, or the next
+// in rotation), which applies it to every member. Every operation is safe
+// to repeat (install and remove of a key already there, or gone, are
+// no-ops), so a broken call is retried on the next node.
+func (c *Client) keyring(ctx context.Context, req *proto.KeyringRequest, opts []Option) (*KeyringReply, error) {
+	o := collect(opts)
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	req.TimeoutMs = timeoutMs(ctx) / 2
+	var reply KeyringReply
+	if err := c.call(ctx, o.addr, proto.KindKeyring, req, &reply, true); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// KeyringList reports every member's gossip keys, by fingerprint.
+func (c *Client) KeyringList(ctx context.Context, opts ...Option) (*KeyringReply, error) {
+	return c.keyring(ctx, &proto.KeyringRequest{Op: proto.KeyringList}, opts)
+}
+
+// KeyringInstall adds a 32-byte gossip key on every live member, for
+// decryption only: the first step of a rotation. The key travels over the
+// RPC port (TLS once the cluster's security is on) and is never logged.
+func (c *Client) KeyringInstall(ctx context.Context, key []byte, opts ...Option) (*KeyringReply, error) {
+	return c.keyring(ctx, &proto.KeyringRequest{Op: proto.KeyringInstall, Key: key}, opts)
+}
+
+// KeyringUse makes the key with this fingerprint (or a unique prefix of at
+// least 8 hex characters) the primary on every live member: the second
+// step, once every member has it installed.
+func (c *Client) KeyringUse(ctx context.Context, fingerprint string, opts ...Option) (*KeyringReply, error) {
+	return c.keyring(ctx, &proto.KeyringRequest{Op: proto.KeyringUse, Fingerprint: fingerprint}, opts)
+}
+
+// KeyringRemove drops the key with this fingerprint on every live member:
+// the last step, once every member uses the new primary.
+func (c *Client) KeyringRemove(ctx context.Context, fingerprint string, opts ...Option) (*KeyringReply, error) {
+	return c.keyring(ctx, &proto.KeyringRequest{Op: proto.KeyringRemove, Fingerprint: fingerprint}, opts)
+}

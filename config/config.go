@@ -126,6 +126,14 @@ type Config struct {
 	// and the RESP port outside loopback (or with Security on) without
 	// users.
 	Insecure bool
+	// GossipKeyFile is the operator's file of gossip keys (one base64
+	// 32-byte key per line, the first the primary; see gossip.ParseKeys),
+	// read once at start. mnemo never writes it: after a runtime rotation
+	// (mnemo keyring) the operator updates it. Required with Security
+	// transitional or required; with disabled it is read and checked, and
+	// gossip stays plaintext (so the file can be in place before the
+	// rolling enable).
+	GossipKeyFile string
 	// RESPUsers is the RESP port's users file (internal/acl: users,
 	// argon2id password hashes, rules, key patterns); with it every RESP
 	// connection must authenticate. Empty (the default): the port takes
@@ -353,6 +361,9 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if !slices.Contains([]string{"auto", "json", "console"}, c.LogFormat) {
 		bad("log-format", "%q must be auto, json or console", c.LogFormat)
+	}
+	if c.Security != security.Disabled && c.GossipKeyFile == "" {
+		bad("gossip-key-file", "needed with --security %s: a file of base64 32-byte keys, one per line (make one with: mnemo keyring generate > FILE)", c.Security)
 	}
 	if len(c.ClusterName) > 255 {
 		bad("cluster-name", "is %d bytes, limit 255", len(c.ClusterName))

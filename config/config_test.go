@@ -114,6 +114,25 @@ func TestSettingTypes(t *testing.T) {
 	}
 }
 
+// TestGossipKeyFileSetting: transitional and required need a key file;
+// disabled takes one (and gossips plaintext).
+func TestGossipKeyFileSetting(t *testing.T) {
+	for _, tc := range []struct {
+		values map[string]string
+		err    string
+	}{
+		{map[string]string{"id": "a", "security": "transitional"}, "--gossip-key-file: needed with --security transitional"},
+		{map[string]string{"id": "a", "security": "required"}, "--gossip-key-file: needed with --security required"},
+		{map[string]string{"id": "a", "gossip-key-file": "k"}, ""},
+		{map[string]string{"id": "a", "security": "required", "gossip-key-file": "k", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca"}, ""},
+	} {
+		_, err := Parse(tc.values)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: %v, want %q", tc.values, err, tc.err)
+		}
+	}
+}
+
 // TestAuthRules: no port outside loopback takes a command from anyone, and
 // security on needs RESP users, unless --insecure.
 func TestAuthRules(t *testing.T) {
@@ -125,13 +144,13 @@ func TestAuthRules(t *testing.T) {
 		{"loopback open", map[string]string{"resp": "127.0.0.1:6380", "http": "localhost:8001"}, ""},
 		{"resp outside loopback", map[string]string{"resp": "0.0.0.0:6380"}, "--resp-users: must be set"},
 		{"resp all interfaces", map[string]string{"resp": ":6380"}, "--resp-users: must be set"},
-		{"resp outside loopback, users, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "resp": "10.0.0.1:6380", "resp-users": "u.toml"}, ""},
+		{"resp outside loopback, users, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "resp": "10.0.0.1:6380", "resp-users": "u.toml"}, ""},
 		{"resp outside loopback, insecure", map[string]string{"resp": "10.0.0.1:6380", "insecure": "true"}, ""},
 		{"resp, security on", map[string]string{"resp": "127.0.0.1:6380", "security": "required"}, "--resp-users: must be set with --security required"},
 		{"http outside loopback", map[string]string{"http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
-		{"http outside loopback, token, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "http": "0.0.0.0:8001", "admin-token-file": "t"}, ""},
-		{"http outside loopback, tls, no token", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
-		{"http outside loopback, metrics token only, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "http": "0.0.0.0:8001", "metrics-token-file": "t"}, ""},
+		{"http outside loopback, token, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "http": "0.0.0.0:8001", "admin-token-file": "t"}, ""},
+		{"http outside loopback, tls, no token", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "http": "0.0.0.0:8001"}, "--admin-token-file: must be set"},
+		{"http outside loopback, metrics token only, tls", map[string]string{"security": "required", "tls-cert": "c", "tls-key": "k", "tls-ca": "ca", "gossip-key-file": "g", "http": "0.0.0.0:8001", "metrics-token-file": "t"}, ""},
 		{"client certs", map[string]string{"resp-client-certs": "maybe"}, "--resp-client-certs: \"maybe\" must be yes, optional or no"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -157,6 +157,7 @@ func Settings() []Setting {
 			c.Security = m
 			return nil
 		}},
+		str("gossip-key-file", "", "file of gossip keys, one base64 32-byte key per line, the first the primary (needed unless --security disabled, when gossip stays plaintext; mnemo never writes it)", func(c *Config, v string) { c.GossipKeyFile = v }),
 		boolean("insecure", d.Insecure, "allow security disabled on addresses outside loopback, and the admin and RESP ports there without a token or users", func(c *Config, v bool) { c.Insecure = v }),
 		str("resp-users", "", "RESP users file (TOML; hashes from `mnemo users hash`): every RESP connection must AUTH; empty: open (loopback only)", func(c *Config, v string) { c.RESPUsers = v }),
 		str("resp-client-certs", d.RESPClientCerts, "RESP over TLS: yes (a client certificate is required), optional (verified when given) or no", func(c *Config, v string) { c.RESPClientCerts = strings.TrimSpace(v) }),

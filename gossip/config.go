@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/security"
 )
 
 // ErrMetaTooLarge is returned (wrapped) by Config.Validate, New and
@@ -129,6 +131,28 @@ type Config struct {
 	// belongs to a node of the other. Every member must use the same.
 	ClusterName string
 
+	// Encryption is how this node encrypts gossip (memberlist's keyring,
+	// AES-256-GCM, with ClusterName as the authenticated label):
+	//   - security.Disabled: no keyring; plaintext only. Keys must be empty.
+	//   - security.Transitional: reads encrypted and plaintext gossip
+	//     (GossipVerifyIncoming false) and sends plaintext until
+	//     EnableEncryption installs Keys, then sends encrypted
+	//     (GossipVerifyOutgoing true). The caller enables it once every
+	//     member can read encrypted gossip; a join refused because the
+	//     peer already encrypts enables it too.
+	//   - security.Required: Keys installed from the start; sends and
+	//     reads encrypted gossip only.
+	// Every member reading a pair of these can read the other, except a
+	// disabled node and a node that sends encrypted: see doc.go.
+	// Default Disabled.
+	Encryption security.Mode
+
+	// Keys are the gossip keys, each KeySize bytes, the first the primary
+	// (the one gossip encrypts with; the others only decrypt). Required
+	// unless Encryption is Disabled. Change them at runtime with
+	// InstallKey, UseKey and RemoveKey.
+	Keys [][]byte
+
 	// wrapTransport, if set, wraps the network transport; tests use it to
 	// drop traffic (a partition, or a paused process).
 	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
@@ -212,6 +236,19 @@ func (c Config) Validate() error {
 	for i, j := range c.Join {
 		if j == "" {
 			bad(fmt.Sprintf("Join[%d]", i), "must not be empty")
+		}
+	}
+	switch {
+	case c.Encryption > security.Required:
+		bad("Encryption", "unknown mode %d", c.Encryption)
+	case c.Encryption == security.Disabled && len(c.Keys) > 0:
+		bad("Keys", "given, but Encryption is disabled")
+	case c.Encryption != security.Disabled && len(c.Keys) == 0:
+		bad("Keys", "Encryption %s needs at least one key", c.Encryption)
+	}
+	for i, k := range c.Keys {
+		if len(k) != KeySize {
+			bad(fmt.Sprintf("Keys[%d]", i), "is %d bytes, want %d (AES-256)", len(k), KeySize)
 		}
 	}
 	if err := checkMetaSize(len(c.Meta)); err != nil {

@@ -52,6 +52,40 @@
 // Suspicion is not reported: memberlist v0.7.0 has no event for it, so a
 // member is Alive until it is declared Dead.
 //
+// # Encryption
+//
+// Config.Encryption and Config.Keys turn on memberlist's keyring:
+// AES-256-GCM on every packet and stream, ClusterName (memberlist's Label)
+// as the authenticated data, the first key the primary. memberlist reads
+// GossipVerifyIncoming and GossipVerifyOutgoing unsynchronized on every
+// packet, so they are fixed at New; what changes at runtime is the
+// keyring's contents, which is all memberlist's EncryptionEnabled looks
+// at. That gives the three modes of a rolling enable:
+//
+//   - disabled: no keyring; plaintext only.
+//   - transitional: verify-incoming off, verify-outgoing on, and a keyring
+//     that starts empty: it sends and reads plaintext exactly as a
+//     disabled node until EnableEncryption installs the keys; from then on
+//     it sends encrypted and reads both.
+//   - required: keys from the start, both flags on: encrypted only.
+//
+// NB: reading encrypted gossip and sending it are one switch in
+// memberlist, so a transitional node that has not turned it on cannot read
+// one that has. Two things close that gap. A transitional node tries its
+// pending keys on every incoming packet (a thin wrapper around the
+// transport) and turns encryption on at the first one that opens, before
+// memberlist reads it: members follow the first one within a probe
+// interval, inside the suspicion timeout, so nobody is declared dead. And
+// a transitional node whose join is answered encrypted (the cluster
+// already encrypts) turns it on and joins again. The caller (mnemo's node)
+// decides when the first one may: once no member could still be disabled.
+// TestEncryptionPairs shows, with real memberlist, which pairs of states
+// can form a cluster; a rolling enable only ever puts members in those.
+//
+// InstallKey, UseKey and RemoveKey rotate keys at runtime (Consul's
+// keyring operations); Keyring reports them by Fingerprint, never the
+// keys. Nothing is written to disk.
+//
 // A sample wiring. The caller owns the state and the event handler; only
 // the gossip.* names are this package's:
 //

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
+
+	"github.com/mnemo-kv/mnemo/internal/security"
 )
 
 // ErrClosed is returned by methods called after Close.
@@ -64,6 +66,12 @@ type Gossip struct {
 	gate *callbackGate
 	// queue holds the pending state broadcast for UDP gossip.
 	queue *memberlist.TransmitLimitedQueue
+	// keys is the gossip keyring (empty of keys when Encryption is
+	// disabled, or transitional and not yet enabled).
+	keys *keyring
+	// follow, on a transitional node, watches incoming packets for the
+	// first one encrypted with its keys; nil otherwise.
+	follow *followTransport
 
 	// inbox carries state messages from memberlist's NotifyMsg to the
 	// merger goroutine, so a slow MergeRemoteState never holds up
@@ -124,6 +132,12 @@ func New(cfg Config) (*Gossip, error) {
 		stop:         make(chan struct{}),
 	}
 	g.meta.user = append([]byte(nil), cfg.Meta...)
+	keys, err := newKeyring(cfg.Encryption, cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	g.keys = keys
+	g.cfg.Keys = nil // held by g.keys only
 
 	mc, err := g.memberlistConfig()
 	if err != nil {
@@ -144,8 +158,15 @@ func New(cfg Config) (*Gossip, error) {
 	}
 	g.ml = ml
 	g.localAddr = ml.LocalNode().Address()
-	g.log.Info().Str("addr", g.localAddr).Uint64("boot_id", g.bootID).Msg("gossip started")
+	ks := g.keys.status()
+	g.log.Info().Str("addr", g.localAddr).Uint64("boot_id", g.bootID).
+		Str("encryption", ks.Mode.String()).Bool("encrypting", ks.Encrypting).Str("primary_key", ks.Primary).
+		Int("keys", len(ks.Keys)).Msg("gossip started")
 
+	if g.follow != nil {
+		g.wg.Add(1)
+		go g.runFollow(g.follow)
+	}
 	if cfg.Events != nil {
 		g.wg.Add(1)
 		go func() {
@@ -209,7 +230,9 @@ func (g *Gossip) runReconnect() {
 		mrand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
 		try := dead[:min(3, len(dead))]
 		// NB: Join blocks up to TCPTimeout per unreachable address.
-		if n, err := g.ml.Join(try); n > 0 {
+		n, err := g.ml.Join(try)
+		g.peerEncrypts(err)
+		if n > 0 {
 			g.log.Debug().Strs("addrs", try).Int("reached", n).Msg("reconnect: reached members held dead")
 		} else {
 			g.log.Debug().Err(err).Strs("addrs", try).Msg("reconnect: none reached")
@@ -242,10 +265,24 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 		}
 	}
 	mc.Label = cfg.ClusterName
-	mc.Transport = nt
-	if cfg.wrapTransport != nil {
-		mc.Transport = cfg.wrapTransport(nt)
+	if g.keys.ml != nil {
+		// NB: memberlist reads these two flags unsynchronized on every
+		// packet, so they are fixed here; what changes at runtime is the
+		// keyring's contents (EncryptionEnabled is "the keyring holds a
+		// key"), under the keyring's own lock.
+		mc.Keyring = g.keys.ml
+		mc.GossipVerifyIncoming = cfg.Encryption == security.Required
+		mc.GossipVerifyOutgoing = true
 	}
+	var tr memberlist.NodeAwareTransport = nt
+	if cfg.Encryption == security.Transitional {
+		g.follow = &followTransport{NodeAwareTransport: nt, out: make(chan *memberlist.Packet), stop: make(chan struct{})}
+		tr = g.follow
+	}
+	if cfg.wrapTransport != nil {
+		tr = cfg.wrapTransport(tr)
+	}
+	mc.Transport = tr
 	mc.Logger = mlLog
 	mc.Delegate = (*hooks)(g)
 	mc.Events = (*hooks)(g)
@@ -349,6 +386,10 @@ func (g *Gossip) runJoin(seeds []string) {
 		if n > 0 && g.ml.NumMembers() > 1 {
 			g.log.Info().Int("reached", n).Int("members", g.ml.NumMembers()).Int("attempt", attempt).Msg("joined cluster")
 			return
+		}
+		if g.peerEncrypts(err) {
+			timer.Reset(0)
+			continue
 		}
 		ev := g.log.Debug()
 		if attempt == 1 {
@@ -544,6 +585,9 @@ func (g *Gossip) Close() error {
 		close(g.stop)
 		if err := g.ml.Shutdown(); err != nil {
 			g.closeErr = fmt.Errorf("gossip: shutdown memberlist: %w", err)
+		}
+		if g.follow != nil {
+			close(g.follow.stop)
 		}
 		g.wg.Wait()
 		g.log.Info().Msg("gossip closed")

@@ -108,6 +108,10 @@ type Node struct {
 	// goroutine: they must only signal). Set before serving.
 	ringHooks []func()
 
+	// gossipKeys are the key file's keys, from the first step of New
+	// until gossip starts and takes them.
+	gossipKeys [][]byte
+
 	// statsSources add subsystems' figures to NodeInfo. Set before serving.
 	statsSources []statsSource
 
@@ -195,6 +199,7 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		// TLS files first: a node that cannot be secure touches no data.
 		{"load the TLS files", n.startTLS},
 		{"read the users and tokens", n.loadSecrets},
+		{"read the gossip keys", n.readGossipKeys},
 		{"open the store", n.openStore},
 		{"bind the ports", n.bindPorts},
 		{"make the ring entry", n.makeRingEntry},
@@ -343,6 +348,11 @@ func (n *Node) startSubsystems() error {
 	n.ringHooks = append(n.ringHooks, n.transfer.Signal)
 	n.rejoinHooks = append(n.rejoinHooks, n.transfer.NodeRejoined)
 	n.statsSources = append(n.statsSources, n.transferStats)
+	if wake := n.startEncryptionWatch(); wake != nil {
+		n.ringHooks = append(n.ringHooks, wake)
+		n.rejoinHooks = append(n.rejoinHooks, func(ring.NodeID) { wake() })
+	}
+	n.metrics.reg.MustRegister(newKeyringCollector(n))
 	return nil
 }
 
@@ -397,6 +407,11 @@ func (n *Node) joinGossip(log zerolog.Logger) error {
 	gcfg.State = (*stateDelegate)(n)
 	gcfg.Events = (*events)(n)
 	gcfg.Logger = log
+	gcfg.Encryption = cfg.Security
+	if cfg.Security != security.Disabled {
+		gcfg.Keys = n.gossipKeys
+	}
+	n.gossipKeys = nil // gossip holds them from now on, not the node
 	g, err := gossip.New(gcfg)
 	if err != nil {
 		return err
@@ -739,6 +754,8 @@ func (n *Node) registerHandlers() {
 	n.handlers[proto.KindNodeInfo] = func(ctx context.Context, _ []byte) (any, error) { return n.nodeInfo(), nil }
 	n.handlers[proto.KindLeave] = n.handleLeave
 	n.handlers[proto.KindRemove] = n.handleRemove
+	n.handlers[proto.KindKeyring] = n.handleKeyring
+	n.handlers[proto.KindKeyringLocal] = n.handleKeyringLocal
 }
 
 // initialStatus decides how this node enters the ring: as it was before a

@@ -177,6 +177,9 @@ func (n *Node) memberAt(remote net.Addr, id ring.NodeID) error {
 var clientKinds = map[wire.Kind]bool{
 	proto.KindPing: true, proto.KindGet: true, proto.KindPut: true, proto.KindStatus: true,
 	proto.KindOwnershipEvents: true, proto.KindLeave: true, proto.KindRemove: true,
+	// The cluster-wide keyring command, not KindKeyringLocal: only a node
+	// fans a keyring step out to its peers.
+	proto.KindKeyring: true,
 }
 
 // authorize is the RPC server's per-connection check (after the

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +48,10 @@ func testCerts(t *testing.T, nodes ...string) string {
 			t.Fatal(err)
 		}
 	}
+	// The gossip key every test node with security on needs.
+	if err := os.WriteFile(filepath.Join(dir, "gossip.key"), []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'k'}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
@@ -55,6 +61,7 @@ func secure(dir string, mode security.Mode) func(*Config) {
 		c.TLSCert = filepath.Join(dir, c.ID+".crt")
 		c.TLSKey = filepath.Join(dir, c.ID+".key")
 		c.TLSCA = filepath.Join(dir, "ca.crt")
+		c.GossipKeyFile = filepath.Join(dir, "gossip.key")
 	}
 }
 
@@ -105,6 +112,21 @@ func TestRequiredCluster(t *testing.T) {
 	}
 	if _, _, err := conn.Call(ctx, proto.KindPing, nil); err != nil {
 		t.Fatalf("client certificate calling Ping: %v", err)
+	}
+	// The keyring: the cluster-wide command is an admin's, the per-node
+	// one a peer's.
+	body, _ = wire.Marshal(&proto.KeyringRequest{Op: proto.KeyringList})
+	if _, _, err := conn.Call(ctx, proto.KindKeyringLocal, body); !errors.As(err, &we) || we.Code != wire.CodeForbidden {
+		t.Fatalf("client certificate calling KeyringLocal: %v, want CodeForbidden", err)
+	}
+	r, err := c.KeyringList(ctx)
+	if err != nil || len(r.Nodes) != 3 {
+		t.Fatalf("keyring list with a client certificate: %+v, %v", r, err)
+	}
+	for _, m := range r.Nodes {
+		if m.Error != "" || !m.Encrypting || m.Mode != "required" {
+			t.Fatalf("keyring list: %+v", m)
+		}
 	}
 }
 

@@ -33,7 +33,8 @@ import (
 	"github.com/mnemo-kv/mnemo/internal/wire"
 )
 
-// makeCerts runs `mnemo certs init` for node-1..n and client "ops".
+// makeCerts runs `mnemo certs init` for node-1..n and client "ops", and
+// writes the gossip key file gossip.key beside them.
 func makeCerts(t *testing.T, n int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "certs")
@@ -44,12 +45,20 @@ func makeCerts(t *testing.T, n int) string {
 	if out, errOut, code := cli(t, "certs", "init", "--dir", dir, "--nodes", strings.Join(ids, ","), "--clients", "ops"); code != 0 {
 		t.Fatalf("mnemo certs init: exit %d\n%s%s", code, out, errOut)
 	}
+	writeKeyFile(t, dir, "gossip.key", gossipKey(t))
 	return dir
 }
 
-// tlsArgs are the flags of node id in mode with the certificates of dir.
+// tlsArgs are the flags of node id in mode with the certificates and the
+// gossip key of dir.
 func tlsArgs(dir, id, mode string) []string {
-	return []string{"--security", mode, "--tls-cert", filepath.Join(dir, id+".crt"), "--tls-key", filepath.Join(dir, id+".key"), "--tls-ca", filepath.Join(dir, "ca.crt")}
+	return secureArgs(dir, id, mode, filepath.Join(dir, "gossip.key"))
+}
+
+// secureArgs are tlsArgs with another gossip key file.
+func secureArgs(dir, id, mode, keyFile string) []string {
+	return []string{"--security", mode, "--tls-cert", filepath.Join(dir, id+".crt"), "--tls-key", filepath.Join(dir, id+".key"), "--tls-ca", filepath.Join(dir, "ca.crt"),
+		"--gossip-key-file", keyFile}
 }
 
 func clientTLS(t *testing.T, dir string) *tls.Config {
@@ -356,8 +365,9 @@ func readPair(t *testing.T, dir, id string) security.Cert {
 
 // TestE2ERollingSecurity: a cluster under a quorum write load is rolled
 // from disabled through transitional to required, one restart at a time;
-// every acknowledged write is there at the end, over TLS. (Gossip
-// encryption is the keyring's part and is not rolled here.)
+// every acknowledged write is there at the end, over TLS. Gossip
+// encryption rolls with it (every node names the key file from the start;
+// e2e_keyring_test.go checks that step by step).
 func TestE2ERollingSecurity(t *testing.T) {
 	dir := makeCerts(t, 3)
 	var mu sync.Mutex
@@ -532,6 +542,7 @@ func TestE2ERESPAndAdminOverTLS(t *testing.T) {
 	if out, errOut, code := cli(t, "certs", "init", "--dir", certs, "--nodes", "node-1", "--clients", "ops", "--hosts", "127.0.0.1"); code != 0 {
 		t.Fatalf("mnemo certs init: exit %d\n%s%s", code, out, errOut)
 	}
+	writeKeyFile(t, certs, "gossip.key", gossipKey(t)) // tlsArgs names it
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.toml")
 	usersText := `[users.default]

@@ -9,7 +9,11 @@
 // NB: Kind and Mode are wire enums: only append, never renumber or reuse.
 package proto
 
-import "github.com/mnemo-kv/mnemo/internal/wire"
+import (
+	"fmt"
+
+	"github.com/mnemo-kv/mnemo/internal/wire"
+)
 
 // Request kinds. Wire enum: only append.
 const (
@@ -239,7 +243,85 @@ const (
 	KindLeave = KindAdminBase + iota
 	// KindRemove takes a dead member out of the ring: RemoveRequest -> empty.
 	KindRemove
+	// KindKeyring lists or changes the gossip keys of the whole cluster:
+	// the node that receives it applies KeyringRequest to itself and to
+	// every other ring member (KindKeyringLocal) and answers KeyringReply,
+	// one result per member. The request may carry a key: it travels only
+	// over the RPC port and is never logged.
+	// With security on, a client certificate may call it, like the other
+	// admin kinds, and a node certificate may (node/tls.go's clientKinds);
+	// plaintext callers only reach a transitional node.
+	KindKeyring
+	// KindKeyringLocal applies KeyringRequest to the receiving node only:
+	// KeyringRequest -> KeyringNodeResult. Sent by the node serving
+	// KindKeyring; a peer kind (a client certificate may not call it).
+	KindKeyringLocal
 )
+
+// KeyringOp is what a KeyringRequest does. Wire enum: only append.
+type KeyringOp uint8
+
+const (
+	// KeyringList changes nothing and reports the keys.
+	KeyringList KeyringOp = iota + 1
+	// KeyringInstall adds Key, for decryption only.
+	KeyringInstall
+	// KeyringUse makes the key named by Fingerprint the primary.
+	KeyringUse
+	// KeyringRemove drops the key named by Fingerprint (not the primary).
+	KeyringRemove
+)
+
+// String returns the CLI's spelling.
+func (o KeyringOp) String() string {
+	switch o {
+	case KeyringList:
+		return "list"
+	case KeyringInstall:
+		return "install"
+	case KeyringUse:
+		return "use"
+	case KeyringRemove:
+		return "remove"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// KeyringRequest lists or changes gossip keys.
+type KeyringRequest struct {
+	Op KeyringOp `msgpack:"o"`
+	// Key is the raw 32-byte key to install (KeyringInstall only).
+	Key []byte `msgpack:"k,omitempty"`
+	// Fingerprint names an installed key (use, remove): its gossip
+	// fingerprint, or a unique prefix of at least 8 hex characters.
+	Fingerprint string `msgpack:"f,omitempty"`
+	// TimeoutMs bounds each member's answer; 0: the node's default.
+	TimeoutMs int64 `msgpack:"t,omitempty"`
+}
+
+// KeyringNodeResult is one member's answer to a KeyringRequest: its keys
+// after the operation (fingerprints only, never keys), or why it failed.
+type KeyringNodeResult struct {
+	Node string `msgpack:"n" json:"node"`
+	// Error says why the operation failed on this member ("" if it did
+	// not), including that it was not reached.
+	Error string `msgpack:"e,omitempty" json:"error,omitempty"`
+	// Mode is the member's security mode (disabled, transitional,
+	// required).
+	Mode string `msgpack:"m,omitempty" json:"mode,omitempty"`
+	// Encrypting is whether it sends encrypted gossip.
+	Encrypting bool `msgpack:"x,omitempty" json:"encrypting"`
+	// Primary is the fingerprint of the key it encrypts with.
+	Primary string `msgpack:"p,omitempty" json:"primary,omitempty"`
+	// Keys are the fingerprints of its keys, the primary first.
+	Keys []string `msgpack:"k,omitempty" json:"keys,omitempty"`
+}
+
+// KeyringReply answers KindKeyring: one result per ring member that is
+// not removed, sorted by node id.
+type KeyringReply struct {
+	Nodes []KeyringNodeResult `msgpack:"r" json:"nodes"`
+}
 
 // Ownership transfer's kinds (package transfer serves them). Wire enum:
 // only append.

@@ -11,8 +11,10 @@
 //     without TLS). Allowed outside loopback only with --insecure.
 //   - transitional: accepts TLS and plaintext, dials TLS to members that
 //     advertise transitional or required (and plaintext to those that still
-//     advertise disabled), and gossips encrypted once every member it sees
-//     has the key. A metric counts plaintext connections accepted, so the
+//     advertise disabled), reads plaintext and encrypted gossip, and
+//     gossips encrypted once no ring member advertises disabled (or as
+//     soon as a member sends it gossip encrypted with its key; see package
+//     gossip). A metric counts plaintext connections accepted, so the
 //     operator knows when required is safe.
 //   - required: TLS only, gossip encrypted only.
 //
