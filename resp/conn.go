@@ -226,6 +226,9 @@ func (c *conn) loop() error {
 		if c.user == nil && c.s.cfg.Users != nil && len(c.pending) >= preAuthMaxPending {
 			// Before AUTH, replies are written as they come rather than
 			// piled up for a client that sends and does not read.
+			if preAuthFlushed != nil {
+				preAuthFlushed(cap(c.pending))
+			}
 			if err := c.flushPending(); err != nil {
 				return err
 			}
@@ -280,6 +283,11 @@ func (c *conn) finish(err error) {
 	c.pending = nil
 	_ = c.nc.Close()
 }
+
+// preAuthFlushed, when set (by tests, before any server runs), is told the
+// capacity of an unauthenticated connection's reply queue each time it is
+// flushed for reaching preAuthMaxPending.
+var preAuthFlushed func(pendingCap int)
 
 func (c *conn) remote() string {
 	if a := c.nc.RemoteAddr(); a != nil {
