@@ -20,7 +20,7 @@ func init() { extraCommands = append(extraCommands, usersCmd) }
 func usersCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "users",
-		Short: "helpers for the Redis-protocol users file (--resp-users)",
+		Short: "Hash passwords for and check the Redis-protocol users file (--resp-users)",
 	}
 	cmd.AddCommand(usersHashCmd(), usersCheckCmd())
 	return cmd
@@ -33,7 +33,7 @@ func usersHashCmd() *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "hash [--password-file FILE]",
-		Short: "print the argon2id hash of a password for a users file's password-hash",
+		Short: "Print the argon2id hash of a password for a users file's password-hash",
 		Long: `Reads one password (its first line) from --password-file, or from stdin (with
 no echo on a terminal), and prints its argon2id hash for the password-hash
 field of a users file. The password is never an argument, so it stays out of
@@ -66,7 +66,7 @@ shell history and the process list.`,
 func usersCheckCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE",
-		Short: "check a users file as a node would load it, and list its users",
+		Short: "Check a users file as a node would load it, and list its users",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			us, err := acl.Load(args[0])
