@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mnemo-kv/mnemo/internal/security"
+	"github.com/mnemo-kv/mnemo/internal/testutil"
 )
 
 func newKey(t *testing.T) []byte {
@@ -205,13 +206,12 @@ func TestEncryptionPairs(t *testing.T) {
 			joiner.state.add("from-joiner")
 			if !p.ok {
 				// The joiner retries every 100 ms: 30 attempts.
-				deadline := time.Now().Add(3 * time.Second)
-				for time.Now().Before(deadline) {
+				testutil.Consistently(t, 3*time.Second, func() error {
 					if ids := joiner.AliveIDs(); len(ids) > 1 {
-						t.Fatalf("%s joined a %s seed: it sees %v", p.joiner, p.seed, ids)
+						return fmt.Errorf("%s joined a %s seed: it sees %v", p.joiner, p.seed, ids)
 					}
-					time.Sleep(50 * time.Millisecond)
-				}
+					return nil
+				})
 				return
 			}
 			since := time.Now()
@@ -226,17 +226,16 @@ func TestEncryptionPairs(t *testing.T) {
 			}
 			// Several probe rounds (400 ms each) and a push/pull (2 s): each
 			// must read the other's acks, or suspicion declares it dead.
-			deadline := time.Now().Add(3 * time.Second)
-			for time.Now().Before(deadline) {
+			testutil.Consistently(t, 3*time.Second, func() error {
 				for _, n := range []*node{seed, joiner} {
 					for _, id := range []string{"seed", "joiner"} {
 						if e, dead := n.rec.find(evDead, id, since); dead {
-							t.Fatalf("%s saw %s dead at %v", n.id, id, e.at)
+							return fmt.Errorf("%s saw %s dead at %v", n.id, id, e.at)
 						}
 					}
 				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }
@@ -253,20 +252,19 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 		c.startWith("no-key", "127.0.0.1:0", func(cfg *Config, _ *node) { cfg.Encryption, cfg.Keys = security.Disabled, nil }, n1.LocalAddr()),
 		c.startWith("transitional", "127.0.0.1:0", func(cfg *Config, _ *node) { cfg.Encryption = security.Transitional; cfg.Keys = [][]byte{other} }, n1.LocalAddr()),
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Consistently(t, 3*time.Second, func() error {
 		for _, s := range strangers {
 			if ids := s.AliveIDs(); len(ids) > 1 {
-				t.Fatalf("%s joined: it sees %v", s.id, ids)
+				return fmt.Errorf("%s joined: it sees %v", s.id, ids)
 			}
 		}
 		for _, n := range []*node{n1, n2, n3} {
 			if ids := n.AliveIDs(); len(ids) != 3 {
-				t.Fatalf("%s sees %v, want n1 n2 n3", n.id, ids)
+				return fmt.Errorf("%s sees %v, want n1 n2 n3", n.id, ids)
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestKeyRotation: install, use, remove on every member of a running
@@ -361,17 +359,16 @@ func TestTransitionalMembersFollowTheFirstToEncrypt(t *testing.T) {
 	}
 	// Suspicion (1.6 s at least) would have declared a member dead by now
 	// if one could not read another.
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Consistently(t, 3*time.Second, func() error {
 		for _, n := range []*node{n1, n2, n3} {
 			for _, id := range []string{"n1", "n2", "n3"} {
 				if _, dead := n.rec.find(evDead, id, since); dead {
-					t.Fatalf("%s saw %s dead: %s", n.id, id, n.rec.about(id))
+					return fmt.Errorf("%s saw %s dead: %s", n.id, id, n.rec.about(id))
 				}
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // FuzzParseKeys: a key file's parser never panics, returns only

@@ -27,6 +27,7 @@ import (
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/gossip"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
+	"github.com/mnemo-kv/mnemo/internal/poll"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
 )
 
@@ -309,8 +310,8 @@ func TestE2EGossipKeyNeededToJoin(t *testing.T) {
 	}
 	defer plain.Close()
 	answered := map[int]int{}
-	deadline := time.Now().Add(6 * time.Second)
-	for k := 0; time.Now().Before(deadline); k++ {
+	k := 0
+	err = poll.Hold(context.Background(), 6*time.Second, 200*time.Millisecond, func() error {
 		for i, via := range map[int]*client.Client{3: cl, 4: plain} {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			st, err := via.Status(ctx, client.Node(c.Nodes[i].RPC))
@@ -321,17 +322,21 @@ func TestE2EGossipKeyNeededToJoin(t *testing.T) {
 			answered[i]++
 			for _, m := range st.Members {
 				if m.ID != st.Node {
-					t.Fatalf("%s (without the cluster's key) sees %s %s", st.Node, m.ID, m.Liveness)
+					return fmt.Errorf("%s (without the cluster's key) sees %s %s", st.Node, m.ID, m.Liveness)
 				}
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err := cl.Put(ctx, []byte(fmt.Sprint("k", k)), []byte("v"), client.W(2))
 		cancel()
+		k++
 		if err != nil {
-			t.Fatalf("the keyed cluster failed a W=2 write: %v", err)
+			return fmt.Errorf("the keyed cluster failed a W=2 write: %w", err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if answered[3] < 5 || answered[4] < 5 {
 		t.Fatalf("the strangers answered status %d and %d times: did they run?", answered[3], answered[4])

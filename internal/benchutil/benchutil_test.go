@@ -55,13 +55,24 @@ func TestRecorderSummary(t *testing.T) {
 	}
 }
 
+// busy is an operation that takes d, or less if ctx ends first.
+func busy(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // TestOpenLoopCountsQueueing: one worker, 100 sends a second, each taking
 // 20 ms: the sends queue, and the latencies measured from the scheduled
 // times must grow far past the 20 ms an operation takes.
 func TestOpenLoopCountsQueueing(t *testing.T) {
 	res := OpenLoop(context.Background(), 100, 300*time.Millisecond, 1, 1, func(ctx context.Context, rnd *rand.Rand) error {
-		time.Sleep(20 * time.Millisecond)
-		return nil
+		return busy(ctx, 20*time.Millisecond)
 	})
 	if res.Count != 30 {
 		t.Fatalf("count %d, want 30", res.Count)
@@ -77,8 +88,7 @@ func TestOpenLoopCountsQueueing(t *testing.T) {
 
 func TestClosedLoopAndEach(t *testing.T) {
 	res := ClosedLoop(context.Background(), 4, 100*time.Millisecond, 1, func(ctx context.Context, rnd *rand.Rand) error {
-		time.Sleep(time.Millisecond)
-		return nil
+		return busy(ctx, time.Millisecond)
 	})
 	if res.Count < 40 || res.OpsPerSec <= 0 {
 		t.Fatalf("closed loop %+v", res)

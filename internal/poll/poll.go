@@ -48,3 +48,27 @@ func Until(ctx context.Context, timeout, interval time.Duration, what string, co
 		}
 	}
 }
+
+// Hold calls check every interval for d and returns the first error it
+// returns (nil if none did by then), or an error wrapping ctx.Err() if ctx
+// ends first. It is Until's counterpart for what must stay true for a
+// while: a stranger that must not join, a member that must not be seen
+// dead. check runs on the caller's goroutine, at least once.
+func Hold(ctx context.Context, d, interval time.Duration, check func() error) error {
+	end := time.NewTimer(d)
+	defer end.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := check(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("poll: hold: %w", ctx.Err())
+		case <-end.C:
+			return nil
+		case <-tick.C:
+		}
+	}
+}

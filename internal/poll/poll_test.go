@@ -44,3 +44,33 @@ func TestUntil(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+func TestHold(t *testing.T) {
+	n := 0
+	start := time.Now()
+	if err := Hold(context.Background(), 30*time.Millisecond, time.Millisecond, func() error { n++; return nil }); err != nil {
+		t.Fatalf("Hold of a true condition: %v", err)
+	}
+	if el := time.Since(start); el < 30*time.Millisecond || n < 2 {
+		t.Errorf("Hold returned after %v and %d checks, want 30ms and several", el, n)
+	}
+
+	bad := errors.New("seen dead")
+	n = 0
+	err := Hold(context.Background(), time.Minute, time.Millisecond, func() error {
+		n++
+		if n == 3 {
+			return bad
+		}
+		return nil
+	})
+	if !errors.Is(err, bad) || n != 3 {
+		t.Errorf("Hold = %v after %d checks, want the third check's error", err, n)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Hold(ctx, time.Minute, time.Millisecond, func() error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Hold with a cancelled context: %v", err)
+	}
+}

@@ -20,3 +20,12 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		t.Fatal(err)
 	}
 }
+
+// Consistently calls check every interval (50ms) for d and fails the test
+// with the first error it returns: for what must stay true for a while.
+func Consistently(t testing.TB, d time.Duration, check func() error) {
+	t.Helper()
+	if err := poll.Hold(context.Background(), d, 50*time.Millisecond, check); err != nil {
+		t.Fatal(err)
+	}
+}
