@@ -67,6 +67,11 @@ type Config struct {
 	// versions of recent keys (store.Options.ObjectCacheSize; 0 turns it
 	// off). Default 16 MiB.
 	ObjectCacheSize int64
+	// GCHeadroom is how much the Go heap may grow past what is live before
+	// the next collection, when that is more than Go's default of the live
+	// size again (internal/gctune; the mnemo binary applies it unless the
+	// GOGC environment variable is set; 0: Go's default). Default 48 MiB.
+	GCHeadroom int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// LogFormat is auto (console on a terminal, else JSON), json or console.
@@ -210,6 +215,7 @@ func Default() Config {
 		LogFormat:      "auto",
 
 		ObjectCacheSize: 16 << 20,
+		GCHeadroom:      48 << 20,
 
 		TransferInterval: 2 * time.Second,
 		TransferRate:     64 << 20,
@@ -325,6 +331,9 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.ObjectCacheSize < 0 {
 		bad("object-cache-size", "%d must not be negative (0: off)", c.ObjectCacheSize)
+	}
+	if c.GCHeadroom < 0 {
+		bad("gc-headroom", "%d must not be negative (0: Go's default GOGC)", c.GCHeadroom)
 	}
 	if c.TransferInterval <= 0 {
 		bad("transfer-interval", "%v must be positive", c.TransferInterval)

@@ -126,6 +126,7 @@ func Settings() []Setting {
 		dur("read-repair-wait", d.ReadRepairWait, "how long a read waits for slow replicas to repair them", func(c *Config, v time.Duration) { c.ReadRepairWait = v }),
 		size("cache-size", d.CacheSize, "Pebble block cache", func(c *Config, v int64) { c.CacheSize = v }),
 		size("object-cache-size", d.ObjectCacheSize, "versions (not values) of recent keys kept in memory: overwrites, replica merges and digest reads skip Pebble (0: off)", func(c *Config, v int64) { c.ObjectCacheSize = v }),
+		size("gc-headroom", d.GCHeadroom, "Go heap growth allowed past the live heap before a collection, when more than the live size (GOGC in the environment wins; 0: Go's default)", func(c *Config, v int64) { c.GCHeadroom = v }),
 		dur("transfer-interval", d.TransferInterval, "how often ownership transfer re-checks, besides ring changes", func(c *Config, v time.Duration) { c.TransferInterval = v }),
 		size("transfer-rate", d.TransferRate, "ownership-transfer bandwidth per node, per second (0: unlimited)", func(c *Config, v int64) { c.TransferRate = v }),
 		dur("auto-remove-after", d.AutoRemoveAfter, "remove a member dead this long (0: never; a transient failure moves no data)", func(c *Config, v time.Duration) { c.AutoRemoveAfter = v }),

@@ -232,6 +232,11 @@ func TestE2EReplicatedStore(t *testing.T) {
 			t.Fatalf("/metrics lacks %s", name)
 		}
 	}
+	// The binary tunes the collector (internal/gctune): a node's small
+	// heap gets --gc-headroom, which is GOGC above 100.
+	if gogc := benchutil.MetricValue(string(body), "go_gc_gogc_percent"); os.Getenv("GOGC") == "" && gogc <= 100 {
+		t.Fatalf("node-1's GOGC is %v with a small heap; want above 100 (--gc-headroom)", gogc)
+	}
 	t.Logf("node-1: %v WAL fsyncs, mean %.3f ms", fsyncs, 1000*sum/fsyncs)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mnemo-kv/mnemo/config"
+	"github.com/mnemo-kv/mnemo/internal/gctune"
 	"github.com/mnemo-kv/mnemo/node"
 )
 
@@ -45,6 +46,9 @@ with one line per bad setting.`,
 				return fmt.Errorf("bad configuration:\n%w", indent(err))
 			}
 			log := newLogger(cfg)
+			if os.Getenv("GOGC") == "" {
+				defer gctune.Start(uint64(cfg.GCHeadroom)).Stop()
+			}
 			n, err := node.New(cfg, log)
 			if err != nil {
 				return err
