@@ -128,6 +128,9 @@ type Node struct {
 	// secrets are the RESP users and admin tokens, read at start-up.
 	secrets secrets
 
+	// combiner batches the RESP port's concurrent single SETs.
+	combiner putCombiner
+
 	// resp is the Redis-protocol server; nil when off.
 	resp   *resp.Server
 	respLn net.Listener
@@ -179,9 +182,11 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		self:     ring.NodeID(cfg.ID),
 		started:  time.Now(),
 		handlers: map[wire.Kind]handler{},
+		combiner: putCombiner{maxInflight: maxCombinedInflight},
 		done:     make(chan error, 1),
 	}
 	n.bg, n.cancelBg = context.WithCancel(context.Background())
+	n.combiner.n = n
 	n.metrics = newMetrics(n)
 	// On any failure below, undo what was started. NB: n is not a named
 	// result: goroutines started below use it, and `return nil, err` would

@@ -36,7 +36,8 @@ func (b *respBackend) Get(ctx context.Context, key []byte, q resp.Quorum) ([]byt
 func (b *respBackend) Set(ctx context.Context, key, value []byte, q resp.Quorum) error {
 	n := (*Node)(b)
 	start := time.Now()
-	_, err := n.Put(ctx, &proto.PutRequest{Key: key, Value: value, W: q.W, N: q.N, Overwrite: true})
+	// Concurrent SETs of other connections are coordinated with it.
+	_, err := n.combiner.put(&proto.PutRequest{Key: key, Value: value, W: q.W, N: q.N, Overwrite: true})
 	n.metrics.observe("resp_set", start, err)
 	return err
 }

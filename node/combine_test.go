@@ -1,0 +1,95 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mnemo-kv/mnemo/client"
+	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/resp"
+)
+
+// TestCombinedSets: 64 callers each SET their own keys through the RESP
+// backend at once. Every SET is acknowledged at W=2, lands on all three
+// replicas with no sibling (each key has one writer), and some were
+// coordinated together: fewer batches than SETs.
+func TestCombinedSets(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	ctx := ctxFor(t)
+	b := (*respBackend)(tc.nodes[0])
+	const callers, each = 64, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*each)
+	for c := range callers {
+		wg.Go(func() {
+			for i := range each {
+				key := fmt.Appendf(nil, "c%d-k%d", c, i)
+				if err := b.Set(ctx, key, fmt.Appendf(nil, "v%d", i), resp.Quorum{}); err != nil {
+					errs <- fmt.Errorf("SET %s: %w", key, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var h dto.Metric
+	if err := tc.nodes[0].metrics.combinedBatch.Write(&h); err != nil {
+		t.Fatal(err)
+	}
+	sets, batches := h.GetHistogram().GetSampleSum(), h.GetHistogram().GetSampleCount()
+	if sets != callers*each || batches == 0 || batches >= callers*each {
+		t.Fatalf("%v SETs were coordinated in %d batches; want %d SETs, some batched together", sets, batches, callers*each)
+	}
+	t.Logf("%v SETs in %d batches", sets, batches)
+
+	for r := range 3 {
+		cl := tc.client(r)
+		for c := range callers {
+			for i := range each {
+				key := fmt.Appendf(nil, "c%d-k%d", c, i)
+				res, err := cl.Get(ctx, key, client.Local())
+				if err != nil || len(res.Values) != 1 || string(res.Value()) != fmt.Sprint("v", i) {
+					t.Fatalf("n%d's copy of %s: %v %q", r+1, key, err, res.Values)
+				}
+			}
+		}
+	}
+}
+
+// TestCombinedSetErrors: a bad SET batched with good ones fails alone,
+// with the error a lone SET gets.
+func TestCombinedSetErrors(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	ctx := ctxFor(t)
+	n := tc.nodes[0]
+	var wg sync.WaitGroup
+	results := make([]error, 32)
+	for i := range results {
+		wg.Go(func() {
+			req := &proto.PutRequest{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v"), Overwrite: true}
+			if i%4 == 0 {
+				req.W = 5 // more than N
+			}
+			_, results[i] = n.combiner.put(req)
+		})
+	}
+	wg.Wait()
+	_, lone := n.Put(ctx, &proto.PutRequest{Key: []byte("lone"), Value: []byte("v"), W: 5})
+	if lone == nil {
+		t.Fatal("a lone put at W=5 of N=3 succeeded")
+	}
+	for i, err := range results {
+		switch {
+		case i%4 == 0 && (err == nil || err.Error() != lone.Error()):
+			t.Fatalf("put %d at W=5: %v, want %v", i, err, lone)
+		case i%4 != 0 && err != nil:
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+}
