@@ -2,67 +2,79 @@ package node
 
 import (
 	"sync"
-
-	"github.com/mnemo-kv/mnemo/internal/proto"
 )
 
-// putCombiner coordinates concurrent single puts together, as PutMany does
-// for a pipeline: while maxInflight batches are being written, puts that
-// arrive from other connections queue, and the next batch takes them all.
-// Fifty redis-benchmark clients at -P 1 each send one SET and wait, so a
-// node sees a steady stream of lone puts; coordinated one by one each costs
-// a Pebble commit, a frame per replica, a merge and a commit there and a
-// reply frame, and together those cost about half of a replicated SET's CPU
-// (SET -P 16, where the pipeline already batches, took 0.038 ms of CPU per
-// SET against 0.059 at -P 1).
+// combiner coordinates concurrent single requests together, as PutMany
+// and GetMany do for a pipeline: while maxInflight batches are running,
+// requests that arrive from other connections queue, and the next batch
+// takes them all. Fifty redis-benchmark clients at -P 1 each send one
+// command and wait, so a node sees a steady stream of lone requests;
+// coordinated one by one each put costs its own replica frames and its own
+// Pebble commit here and on each replica, while a pipeline's batch shares
+// them. The RESP port combines SETs: in alternating runs (redis-benchmark
+// -c 50 -P 1, 3 nodes) batches averaged 10 SETs and CPU per SET fell
+// 6-8%. GETs were tried and not kept: batched by GetMany they cost 6% more
+// CPU per read than alone (docs/performance.md).
 //
-// No goroutine is added and a lone put waits for nothing: a put that finds
-// fewer than maxInflight batches running writes itself at once, as a batch
-// of one. A put that queues is woken either with its result or to lead the
-// next batch, which holds it: so every goroutine leads at most the batch
-// that answers it, and a batch's leader hands the queue on to the first put
-// in it as soon as its own batch is done.
+// No goroutine is added and a lone request waits for nothing: one that
+// finds fewer than maxInflight batches running runs at once, as a batch of
+// one. A request that queues is woken either with its result or to lead
+// the next batch, which holds it: so every goroutine leads at most the
+// batch that answers it, and a batch's leader hands the queue on to the
+// first request in it as soon as its own batch is done.
 //
-// Semantics are PutMany's (docs/design.md): every put is versioned by a
-// home replica and acknowledged at W durable copies, with hints for
-// replicas that do not answer. A batch is coordinated under the node's
-// context, not a caller's: a client that goes away while its put is queued
-// must not fail the puts batched with it. Each put still ends within the
-// request timeout PutMany applies.
-type putCombiner struct {
-	n           *Node
+// Semantics are those of the batch function (PutMany, GetMany; see
+// docs/design.md): every put is versioned by a home replica and
+// acknowledged at W durable copies with hints for replicas that do not
+// answer, every read answers at R with read repair. A batch runs under the
+// node's context, not a caller's: a client that goes away while its
+// request is queued must not fail the requests batched with it. Each
+// request still ends within the request timeout the batch applies.
+type combiner[Q, R any] struct {
+	// run coordinates a batch; its answers are in the order of reqs.
+	run func(reqs []Q) ([]R, []error)
+	// observe is told each batch's size (a metric).
+	observe     func(n int)
 	maxInflight int
 
+	pool     sync.Pool // of *combined[Q, R]
 	mu       sync.Mutex
-	queue    []*combinedPut
+	queue    []*combined[Q, R]
 	inflight int
 }
 
-// combinedPut is one put waiting in a putCombiner.
-type combinedPut struct {
-	req   *proto.PutRequest
-	reply *proto.PutReply
+// combined is one request waiting in a combiner.
+type combined[Q, R any] struct {
+	req   Q
+	reply R
 	err   error
-	// wake is closed when reply and err are set, or when batch is set: the
-	// put leads that batch (which holds it) and then has its answer.
+	// wake gets a value when reply and err are set, or when batch is set:
+	// the request leads that batch (which holds it) and then has its
+	// answer.
 	wake  chan struct{}
-	batch []*combinedPut
+	batch []*combined[Q, R]
 }
 
-// maxCombinedInflight is how many batches of combined puts run at once.
+// maxCombinedInflight is how many batches of a combiner run at once: one
+// is written (or read) while the next is forming.
 const maxCombinedInflight = 2
 
-var combinedPool = sync.Pool{New: func() any { return &combinedPut{wake: make(chan struct{}, 1)} }}
+func newCombiner[Q, R any](run func([]Q) ([]R, []error), observe func(int)) *combiner[Q, R] {
+	c := &combiner[Q, R]{run: run, observe: observe, maxInflight: maxCombinedInflight}
+	c.pool.New = func() any { return &combined[Q, R]{wake: make(chan struct{}, 1)} }
+	return c
+}
 
-// put coordinates req, alone or batched with puts of other callers.
-func (c *putCombiner) put(req *proto.PutRequest) (*proto.PutReply, error) {
-	p := combinedPool.Get().(*combinedPut)
+// do coordinates req, alone or batched with requests of other callers.
+func (c *combiner[Q, R]) do(req Q) (R, error) {
+	p := c.pool.Get().(*combined[Q, R])
 	p.req = req
 	c.mu.Lock()
+	// NB: the queue is non-empty only while maxInflight batches run.
 	if c.inflight < c.maxInflight && len(c.queue) == 0 {
 		c.inflight++
 		c.mu.Unlock()
-		p.batch = []*combinedPut{p}
+		p.batch = []*combined[Q, R]{p}
 	} else {
 		c.queue = append(c.queue, p)
 		c.mu.Unlock()
@@ -72,21 +84,22 @@ func (c *putCombiner) put(req *proto.PutRequest) (*proto.PutReply, error) {
 		c.lead(p.batch)
 	}
 	reply, err := p.reply, p.err
-	*p = combinedPut{wake: p.wake}
-	combinedPool.Put(p)
+	*p = combined[Q, R]{wake: p.wake}
+	c.pool.Put(p)
 	return reply, err
 }
 
-// lead writes batch, answers its puts, and starts the next batch from the
-// queue, or gives up its slot when the queue is empty. The leader's own
-// answer is set before the others are woken; it reads it after lead.
-func (c *putCombiner) lead(batch []*combinedPut) {
-	reqs := make([]*proto.PutRequest, len(batch))
+// lead runs batch, answers its requests, and starts the next batch from
+// the queue, or gives up its slot when the queue is empty. The leader
+// (batch[0]) has its answer set before the others are woken and reads it
+// after lead.
+func (c *combiner[Q, R]) lead(batch []*combined[Q, R]) {
+	reqs := make([]Q, len(batch))
 	for i, p := range batch {
 		reqs[i] = p.req
 	}
-	c.n.metrics.combinedBatch.Observe(float64(len(batch)))
-	replies, errs := c.n.PutMany(c.n.bg, reqs)
+	c.observe(len(batch))
+	replies, errs := c.run(reqs)
 	leader := batch[0]
 	leader.batch = nil
 	for i, p := range batch {

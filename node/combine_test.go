@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mnemo-kv/mnemo/client"
@@ -39,7 +40,7 @@ func TestCombinedSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	var h dto.Metric
-	if err := tc.nodes[0].metrics.combinedBatch.Write(&h); err != nil {
+	if err := tc.nodes[0].metrics.combinedBatch.WithLabelValues("put").(prometheus.Metric).Write(&h); err != nil {
 		t.Fatal(err)
 	}
 	sets, batches := h.GetHistogram().GetSampleSum(), h.GetHistogram().GetSampleCount()
@@ -76,7 +77,7 @@ func TestCombinedSetErrors(t *testing.T) {
 			if i%4 == 0 {
 				req.W = 5 // more than N
 			}
-			_, results[i] = n.combiner.put(req)
+			_, results[i] = n.puts.do(req)
 		})
 	}
 	wg.Wait()

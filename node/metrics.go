@@ -19,7 +19,7 @@ type metrics struct {
 	quorumFailures   *prometheus.CounterVec
 	latency          *prometheus.HistogramVec
 	readRepairs      prometheus.Counter
-	combinedBatch    prometheus.Histogram
+	combinedBatch    *prometheus.HistogramVec
 	tombstonesReaped prometheus.Counter
 }
 
@@ -46,11 +46,11 @@ func newMetrics(n *Node) *metrics {
 	m.tombstonesReaped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_tombstones_reaped_total", Help: "Deleted keys whose tombstones were reaped after the grace.",
 	})
-	m.combinedBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "mnemo_combined_put_batch_size",
-		Help:    "Concurrent single puts (RESP SETs) coordinated together as one batch.",
+	m.combinedBatch = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mnemo_combined_batch_size",
+		Help:    "Concurrent single requests (RESP SETs: op put) coordinated together as one batch, by operation.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 8), // 1 .. 128
-	})
+	}, []string{"op"})
 	f(m.combinedBatch)
 	f(m.tombstonesReaped)
 	f(m.requests)

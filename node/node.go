@@ -128,8 +128,8 @@ type Node struct {
 	// secrets are the RESP users and admin tokens, read at start-up.
 	secrets secrets
 
-	// combiner batches the RESP port's concurrent single SETs.
-	combiner putCombiner
+	// puts batches the RESP port's concurrent single SETs (combiner).
+	puts *combiner[*proto.PutRequest, *proto.PutReply]
 
 	// resp is the Redis-protocol server; nil when off.
 	resp   *resp.Server
@@ -182,11 +182,11 @@ func New(cfg Config, log zerolog.Logger) (*Node, error) {
 		self:     ring.NodeID(cfg.ID),
 		started:  time.Now(),
 		handlers: map[wire.Kind]handler{},
-		combiner: putCombiner{maxInflight: maxCombinedInflight},
 		done:     make(chan error, 1),
 	}
 	n.bg, n.cancelBg = context.WithCancel(context.Background())
-	n.combiner.n = n
+	n.puts = newCombiner(func(reqs []*proto.PutRequest) ([]*proto.PutReply, []error) { return n.PutMany(n.bg, reqs) },
+		func(k int) { n.metrics.combinedBatch.WithLabelValues("put").Observe(float64(k)) })
 	n.metrics = newMetrics(n)
 	// On any failure below, undo what was started. NB: n is not a named
 	// result: goroutines started below use it, and `return nil, err` would

@@ -37,7 +37,7 @@ func (b *respBackend) Set(ctx context.Context, key, value []byte, q resp.Quorum)
 	n := (*Node)(b)
 	start := time.Now()
 	// Concurrent SETs of other connections are coordinated with it.
-	_, err := n.combiner.put(&proto.PutRequest{Key: key, Value: value, W: q.W, N: q.N, Overwrite: true})
+	_, err := n.puts.do(&proto.PutRequest{Key: key, Value: value, W: q.W, N: q.N, Overwrite: true})
 	n.metrics.observe("resp_set", start, err)
 	return err
 }
