@@ -141,11 +141,7 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 	}
 	results := make(chan answer, len(groups)+len(single))
 	for _, g := range groups {
-		body, err := wire.Marshal(&proto.ReplicaPutBatch{Items: g.puts})
-		if err != nil {
-			results <- answer{items: g.items, err: err}
-			continue
-		}
+		body := (&proto.ReplicaPutBatch{Items: g.puts}).Encode()
 		n.pool.Go(v.members[g.id].RPCAddr, proto.KindReplicaPutBatch, body, n.cfg.Timeout, func(_ wire.Kind, _ []byte, err error) {
 			if err != nil {
 				n.log.Debug().Err(err).Str("peer", string(g.id)).Int("puts", len(g.items)).Msg("replicate batch")
@@ -254,8 +250,8 @@ func (n *Node) checkPut(req *proto.PutRequest) (nrep, w int, err error) {
 func (n *Node) handleReplicaPutBatch(ctx context.Context, payload []byte) (any, error) {
 	n.markForeground()
 	var req proto.ReplicaPutBatch
-	if err := decode(payload, &req); err != nil {
-		return nil, err
+	if err := req.DecodeMsgpack(payload); err != nil {
+		return nil, malformed(err)
 	}
 	items := make([]store.KeyObject, len(req.Items))
 	for i, it := range req.Items {
@@ -358,11 +354,7 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 				g.add(readResult{t: gr.t[k], err: err, digestReq: true})
 			}
 		}
-		body, err := wire.Marshal(&proto.ReplicaGetBatch{Keys: gr.keys, Digest: true})
-		if err != nil {
-			fail(err)
-			continue
-		}
+		body := (&proto.ReplicaGetBatch{Keys: gr.keys, Digest: true}).Encode()
 		n.pool.Go(v.members[gr.id].RPCAddr, proto.KindReplicaGetBatch, body, n.cfg.Timeout+n.cfg.ReadRepairWait,
 			func(_ wire.Kind, resp []byte, err error) {
 				if err != nil {
@@ -370,7 +362,7 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 					return
 				}
 				var rep proto.ReplicaGetBatchReply
-				if err := wire.Unmarshal(resp, &rep); err != nil || len(rep.Items) != len(gr.gs) {
+				if err := rep.DecodeMsgpack(resp); err != nil || len(rep.Items) != len(gr.gs) {
 					fail(fmt.Errorf("node: batch read reply from %s: %d items for %d keys (%v)", gr.id, len(rep.Items), len(gr.gs), err))
 					return
 				}
@@ -393,8 +385,8 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 func (n *Node) handleReplicaGetBatch(ctx context.Context, payload []byte) (any, error) {
 	n.markForeground()
 	var req proto.ReplicaGetBatch
-	if err := decode(payload, &req); err != nil {
-		return nil, err
+	if err := req.DecodeMsgpack(payload); err != nil {
+		return nil, malformed(err)
 	}
 	rep := &proto.ReplicaGetBatchReply{Items: make([]proto.ReplicaGetReply, len(req.Keys))}
 	for i, k := range req.Keys {

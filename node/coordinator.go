@@ -323,10 +323,7 @@ func (n *Node) coordinatePut(ctx context.Context, v *view, p ring.Partition, nre
 			continue
 		}
 		if body == nil {
-			if body, err = wire.Marshal(&proto.ReplicaPut{Key: req.Key, Object: enc}); err != nil {
-				_ = durable()
-				return nil, err
-			}
+			body = (&proto.ReplicaPut{Key: req.Key, Object: enc}).Encode()
 		}
 		sent++
 		n.replicate(v, t, req.Key, obj, enc, body, results)
@@ -386,11 +383,7 @@ type ackResult struct {
 // without the hint only anti-entropy's next round would bring it the write.
 func (n *Node) replicate(v *view, t target, key []byte, obj *version.Object, enc, body []byte, done chan<- ackResult) {
 	if t.hintFor != "" {
-		var err error
-		if body, err = wire.Marshal(&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)}); err != nil {
-			done <- ackResult{t, err}
-			return
-		}
+		body = (&proto.ReplicaPut{Key: key, Object: enc, HintFor: string(t.hintFor)}).Encode()
 	}
 	n.pool.Go(v.members[t.id].RPCAddr, proto.KindReplicaPut, body, n.cfg.Timeout, func(_ wire.Kind, _ []byte, err error) {
 		if err != nil {
@@ -505,14 +498,8 @@ func (n *Node) newRead(v *view, req *proto.GetRequest, nrep, r int) (*readGather
 	if len(targets) == 0 {
 		return nil, &QuorumError{Op: "get", Needed: r, Unreachable: pl.unreachable()}
 	}
-	full, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key})
-	if err != nil {
-		return nil, err
-	}
-	digest, err := wire.Marshal(&proto.ReplicaGet{Key: req.Key, Digest: true})
-	if err != nil {
-		return nil, err
-	}
+	full := (&proto.ReplicaGet{Key: req.Key}).Encode()
+	digest := (&proto.ReplicaGet{Key: req.Key, Digest: true}).Encode()
 	return &readGather{n: n, v: v, key: req.Key, targets: targets, pending: len(targets), signal: make(chan struct{}, 1),
 		repair: n.cfg.ReadRepair && !req.NoRepair, full: full, digest: digest, unreachable: pl.unreachable(),
 		selfAt: slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })}, nil
@@ -620,7 +607,7 @@ func replicaGetResult(t target, digestReq bool, resp []byte, err error) readResu
 		return readResult{t: t, err: err, digestReq: digestReq}
 	}
 	var rep proto.ReplicaGetReply
-	if err := wire.Unmarshal(resp, &rep); err != nil {
+	if err := rep.DecodeMsgpack(resp); err != nil {
 		return readResult{t: t, err: err, digestReq: digestReq}
 	}
 	return replyResult(t, digestReq, &rep)
@@ -835,10 +822,7 @@ func (n *Node) readRepair(v *view, key []byte, merged *version.Object, stale []t
 			continue
 		}
 		if body == nil {
-			var err error
-			if body, err = wire.Marshal(&proto.ReplicaPut{Key: key, Object: version.Encode(merged)}); err != nil {
-				return
-			}
+			body = (&proto.ReplicaPut{Key: key, Object: version.Encode(merged)}).Encode()
 		}
 		ctx, cancel := context.WithTimeout(n.bg, n.cfg.Timeout)
 		_, _, err := n.pool.Call(ctx, v.members[t.id].RPCAddr, proto.KindReplicaPut, body)
@@ -881,8 +865,8 @@ func getReply(obj *version.Object, mode proto.Mode, replies int, tombstones bool
 func (n *Node) handleReplicaPut(ctx context.Context, payload []byte) (any, error) {
 	n.markForeground()
 	var req proto.ReplicaPut
-	if err := decode(payload, &req); err != nil {
-		return nil, err
+	if err := req.DecodeMsgpack(payload); err != nil {
+		return nil, malformed(err)
 	}
 	obj, err := version.Decode(req.Object)
 	if err != nil {
@@ -908,8 +892,8 @@ func (n *Node) handleReplicaPut(ctx context.Context, payload []byte) (any, error
 func (n *Node) handleReplicaGet(ctx context.Context, payload []byte) (any, error) {
 	n.markForeground()
 	var req proto.ReplicaGet
-	if err := decode(payload, &req); err != nil {
-		return nil, err
+	if err := req.DecodeMsgpack(payload); err != nil {
+		return nil, malformed(err)
 	}
 	return n.replicaGet(req.Key, req.Digest)
 }

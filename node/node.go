@@ -739,11 +739,19 @@ func (n *Node) serve(ctx context.Context, kind wire.Kind, payload []byte) (wire.
 }
 
 // decode unmarshals a request body, mapping failure to a bad-request error.
+// The replica handlers call their message's DecodeMsgpack and malformed
+// instead: through wire.Unmarshal's interface the message would move to
+// the heap.
 func decode(payload []byte, v any) error {
 	if err := wire.Unmarshal(payload, v); err != nil {
-		return wire.Errorf(wire.CodeBadRequest, "malformed request: %v", err)
+		return malformed(err)
 	}
 	return nil
+}
+
+// malformed is the bad-request error for a request body that did not decode.
+func malformed(err error) error {
+	return wire.Errorf(wire.CodeBadRequest, "malformed request: %v", err)
 }
 
 func (n *Node) registerHandlers() {

@@ -42,8 +42,12 @@ var encPool = sync.Pool{New: func() any {
 
 // Marshal returns the msgpack encoding of v in a new slice that the caller
 // owns. Structs encode as maps keyed by field name (or `msgpack:"name"` tag),
-// so fields can be appended without breaking older readers.
+// so fields can be appended without breaking older readers. A
+// MsgpackAppender encodes itself, into one allocation of its exact size.
 func Marshal(v any) ([]byte, error) {
+	if a, ok := v.(MsgpackAppender); ok {
+		return a.AppendMsgpack(make([]byte, 0, a.MsgpackSize())), nil
+	}
 	e := encPool.Get().(*encoder)
 	e.buf.Reset()
 	if err := e.enc.Encode(v); err != nil {
@@ -76,12 +80,19 @@ var decPool = sync.Pool{New: func() any {
 
 // Unmarshal decodes the msgpack value in b into v, which must be a non-nil
 // pointer. b must hold exactly one value. Decoded []byte and string fields
-// are copies: v never aliases b.
+// are copies, so v never aliases b, except for a MsgpackDecoder: it decodes
+// itself, and its []byte fields may alias b (each type says so).
 //
 // Unmarshal never panics, whatever b holds. Every error wraps ErrMalformed.
 // Memory is bounded by len(b) times the largest element type of the slices
 // and maps reachable from v (see the package doc for why).
 func Unmarshal(b []byte, v any) (err error) {
+	if d, ok := v.(MsgpackDecoder); ok {
+		if err := d.DecodeMsgpack(b); err != nil {
+			return fmt.Errorf("decode %T: %w", v, err)
+		}
+		return nil
+	}
 	if err := checkMsgpack(b); err != nil {
 		return err
 	}
@@ -109,27 +120,38 @@ func Unmarshal(b []byte, v any) (err error) {
 // code 0xc1, truncation and trailing bytes. Once it passes, no length the
 // decoder reads can exceed len(b).
 func checkMsgpack(b []byte) error {
+	i, err := skipValue(b, 0, 0)
+	if err != nil {
+		return err
+	}
+	if i != len(b) {
+		return fmt.Errorf("%w: %d trailing bytes after the value", ErrMalformed, len(b)-i)
+	}
+	return nil
+}
+
+// skipValue walks the one msgpack value that starts at b[i], as
+// checkMsgpack describes, and returns the index just past it. open is how
+// many containers enclose the value: with them, nesting may not exceed
+// maxDepth.
+func skipValue(b []byte, i, open int) (int, error) {
 	// stack[d] is how many values are still to come in the container that
-	// encloses depth d; left is the same for the current one. The top level
-	// is a container of one.
+	// encloses depth d; left is the same for the current one. The value
+	// itself is a container of one at depth open.
 	var stack [maxDepth]uint64
-	depth := 0
+	depth := open
 	left := uint64(1)
-	i := 0
 	for {
 		for left == 0 {
-			if depth == 0 {
-				if i != len(b) {
-					return fmt.Errorf("%w: %d trailing bytes after the value", ErrMalformed, len(b)-i)
-				}
-				return nil
+			if depth == open {
+				return i, nil
 			}
 			depth--
 			left = stack[depth]
 		}
 		left--
 		if i >= len(b) {
-			return fmt.Errorf("%w: truncated at byte %d", ErrMalformed, i)
+			return 0, fmt.Errorf("%w: truncated at byte %d", ErrMalformed, i)
 		}
 		at := i
 		c := b[i]
@@ -153,7 +175,7 @@ func checkMsgpack(b []byte) error {
 			switch c {
 			case 0xc0, 0xc2, 0xc3: // nil, false, true
 			case 0xc1:
-				return fmt.Errorf("%w: invalid code 0xc1 at byte %d", ErrMalformed, at)
+				return 0, fmt.Errorf("%w: invalid code 0xc1 at byte %d", ErrMalformed, at)
 			case 0xc4, 0xd9: // bin8, str8
 				sized = 1
 			case 0xc5, 0xda: // bin16, str16
@@ -183,7 +205,7 @@ func checkMsgpack(b []byte) error {
 				}
 				n, err := readLen(b, i, w)
 				if err != nil {
-					return err
+					return 0, err
 				}
 				i += w
 				elems = n
@@ -195,7 +217,7 @@ func checkMsgpack(b []byte) error {
 		if sized > 0 {
 			n, err := readLen(b, i, sized)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			i += sized
 			skip = n
@@ -205,15 +227,15 @@ func checkMsgpack(b []byte) error {
 		}
 		rest := uint64(len(b) - i)
 		if skip > rest {
-			return fmt.Errorf("%w: value at byte %d declares %d bytes, %d remain", ErrMalformed, at, skip, rest)
+			return 0, fmt.Errorf("%w: value at byte %d declares %d bytes, %d remain", ErrMalformed, at, skip, rest)
 		}
 		i += int(skip)
 		if elems > 0 {
 			if elems > rest {
-				return fmt.Errorf("%w: container at byte %d declares %d values, %d bytes remain", ErrMalformed, at, elems, rest)
+				return 0, fmt.Errorf("%w: container at byte %d declares %d values, %d bytes remain", ErrMalformed, at, elems, rest)
 			}
-			if depth == maxDepth {
-				return fmt.Errorf("%w: nesting deeper than %d at byte %d", ErrMalformed, maxDepth, at)
+			if depth >= maxDepth {
+				return 0, fmt.Errorf("%w: nesting deeper than %d at byte %d", ErrMalformed, maxDepth, at)
 			}
 			stack[depth] = left
 			depth++

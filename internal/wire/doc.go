@@ -78,4 +78,15 @@
 // declared size, so without this walk a 6-byte input can ask for gigabytes.
 // After it, allocation is bounded by len(b) times the largest element type
 // reachable from the target, and nesting cannot exhaust the stack.
+//
+// Hot messages skip reflection: a type that implements MsgpackAppender and
+// MsgpackDecoder (internal/proto's replica messages) encodes and decodes
+// itself with the helpers in msgpack.go (AppendMapHeader, AppendBin, ...,
+// and Reader), which write exactly what msgpack v5 writes, so nodes with
+// and without the hand-written codecs interoperate. Reader checks every
+// length against the bytes left and skips unknown values with the same
+// walk as checkMsgpack, under the same maxDepth, so the bounds above hold
+// for it too. Unlike reflection, a Reader returns []byte values that alias
+// its input: that is safe for payloads, which are the receiver's to keep
+// (see Buffer ownership), and saves a copy of every key and object.
 package wire
