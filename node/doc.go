@@ -18,13 +18,17 @@
 //     or fallbacks with a hint for a dead home (sloppy quorum, §4.6). It
 //     answers after W durable acks, its own counted only once its commit
 //     is durable, so a restart can never reuse a dot.
-//   - A get asks R replicas: the coordinator reads its own copy whole and
-//     the others for a digest of their versions; a digest that matches no
+//   - A get asks every replica of its plan and answers at R: the
+//     coordinator reads its own copy whole and the others for a digest of
+//     their versions; a digest that matches no
 //     whole copy is read again whole before it counts. After answering, it
 //     keeps collecting until Timeout + ReadRepairWait and repairs every
 //     replica that was stale or missing (read repair).
 //   - RESP pipelines of SETs and GETs are coordinated as batches (PutMany,
-//     GetMany): one local commit and one message per replica.
+//     GetMany): one local commit and one message per replica. Concurrent
+//     single SETs of different RESP connections are batched the same way
+//     by a combiner (combine.go), led by a caller's goroutine: no goroutine
+//     is added and a lone SET waits for nothing.
 //
 // The ring view (ring/) is rebuilt from the ring-state CRDT that gossip
 // carries, and published atomically; ringHooks, rejoinHooks and
