@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"runtime/debug"
 	"sync"
 )
 
@@ -99,7 +101,7 @@ func (c *combiner[Q, R]) lead(batch []*combined[Q, R]) {
 		reqs[i] = p.req
 	}
 	c.observe(len(batch))
-	replies, errs := c.run(reqs)
+	replies, errs, panicked := c.runSafe(reqs)
 	leader := batch[0]
 	leader.batch = nil
 	for i, p := range batch {
@@ -112,6 +114,7 @@ func (c *combiner[Q, R]) lead(batch []*combined[Q, R]) {
 	if len(c.queue) == 0 {
 		c.inflight--
 		c.mu.Unlock()
+		c.repanic(panicked)
 		return
 	}
 	next := c.queue
@@ -119,4 +122,32 @@ func (c *combiner[Q, R]) lead(batch []*combined[Q, R]) {
 	c.mu.Unlock()
 	next[0].batch = next
 	next[0].wake <- struct{}{}
+	c.repanic(panicked)
+}
+
+// runSafe is run, with a panic (a bug) turned into an error for every
+// request of the batch: the requests batched with the leader's must not
+// wait forever, nor the combiner keep a slot. The leader panics again
+// once the batch is answered (repanic), as a lone request would have.
+func (c *combiner[Q, R]) runSafe(reqs []Q) (replies []R, errs []error, panicked any) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = fmt.Sprintf("%v\n%s", r, debug.Stack())
+			replies, errs = make([]R, len(reqs)), make([]error, len(reqs))
+			for i := range errs {
+				errs[i] = fmt.Errorf("internal error: %v", r)
+			}
+		}
+	}()
+	replies, errs = c.run(reqs)
+	if len(replies) != len(reqs) || len(errs) != len(reqs) {
+		panic(fmt.Sprintf("combiner: %d replies and %d errors for %d requests", len(replies), len(errs), len(reqs)))
+	}
+	return replies, errs, nil
+}
+
+func (c *combiner[Q, R]) repanic(panicked any) {
+	if panicked != nil {
+		panic(panicked)
+	}
 }

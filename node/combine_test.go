@@ -2,14 +2,18 @@ package node
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mnemo-kv/mnemo/client"
 	"github.com/mnemo-kv/mnemo/internal/proto"
+	"github.com/mnemo-kv/mnemo/internal/testutil"
 	"github.com/mnemo-kv/mnemo/resp"
 )
 
@@ -92,5 +96,76 @@ func TestCombinedSetErrors(t *testing.T) {
 		case i%4 != 0 && err != nil:
 			t.Fatalf("put %d: %v", i, err)
 		}
+	}
+}
+
+// TestCombinerSurvivesPanic: a batch whose coordination panics (a bug)
+// answers every request batched with it with an error, its leader panics
+// as a lone request would, and the combiner keeps serving: nothing waits
+// forever and no slot is lost.
+func TestCombinerSurvivesPanic(t *testing.T) {
+	release := make(chan struct{})
+	c := newCombiner(func(reqs []string) ([]string, []error) {
+		if reqs[0] == "first" {
+			<-release // hold both slots until the others queue
+		}
+		if slices.Contains(reqs, "boom") {
+			panic("boom")
+		}
+		return reqs, make([]error, len(reqs))
+	}, func(int) {})
+
+	do := func(req string) (reply string, err error, panicked any) {
+		defer func() { panicked = recover() }()
+		reply, err = c.do(req)
+		return reply, err, nil
+	}
+	var wg sync.WaitGroup
+	for range c.maxInflight {
+		wg.Go(func() { _, _, _ = do("first") })
+	}
+	testutil.Eventually(t, 5*time.Second, "both slots taken", func() (bool, string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.inflight == c.maxInflight, fmt.Sprint(c.inflight, " in flight")
+	})
+	// These queue, and run as one batch once a slot frees.
+	results := make([]error, 8)
+	panics := make([]any, 8)
+	for i := range results {
+		wg.Go(func() {
+			req := fmt.Sprint("k", i)
+			if i == 3 {
+				req = "boom"
+			}
+			_, results[i], panics[i] = do(req)
+		})
+	}
+	testutil.Eventually(t, 5*time.Second, "eight queued", func() (bool, string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.queue) == 8, fmt.Sprint(len(c.queue), " queued")
+	})
+	close(release)
+	wg.Wait()
+	failed, panicked := 0, 0
+	for i := range results {
+		switch {
+		case panics[i] != nil:
+			panicked++
+		case results[i] != nil && strings.Contains(results[i].Error(), "internal error: boom"):
+			failed++
+		default:
+			t.Fatalf("request %d: err %v, panic %v; want the batch's error or its panic", i, results[i], panics[i])
+		}
+	}
+	if panicked != 1 || failed != 7 {
+		t.Fatalf("%d leaders panicked and %d requests failed; want 1 and 7", panicked, failed)
+	}
+	if c.inflight != 0 || len(c.queue) != 0 {
+		t.Fatalf("after the batches: %d in flight, %d queued; want none", c.inflight, len(c.queue))
+	}
+	if reply, err := c.do("after"); err != nil || reply != "after" {
+		t.Fatalf("a request after the panic: %q, %v", reply, err)
 	}
 }
