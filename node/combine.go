@@ -15,8 +15,9 @@ import (
 // Pebble commit here and on each replica, while a pipeline's batch shares
 // them. The RESP port combines SETs: in alternating runs (redis-benchmark
 // -c 50 -P 1, 3 nodes) batches averaged 10 SETs and CPU per SET fell
-// 6-8%. GETs were tried and not kept: batched by GetMany they cost 6% more
-// CPU per read than alone (docs/performance.md).
+// 6-8%. Tried and not kept (docs/performance.md): GETs, which batched by
+// GetMany cost 6% more CPU per read than alone, and SDK puts (64 callers
+// over three coordinators), which were no faster combined.
 //
 // No goroutine is added and a lone request waits for nothing: one that
 // finds fewer than maxInflight batches running runs at once, as a batch of
@@ -31,7 +32,8 @@ import (
 // answer, every read answers at R with read repair. A batch runs under the
 // node's context, not a caller's: a client that goes away while its
 // request is queued must not fail the requests batched with it. Each
-// request still ends within the request timeout the batch applies.
+// request still ends within the request timeout the batch applies (the
+// node's --timeout: RESP requests carry none of their own).
 type combiner[Q, R any] struct {
 	// run coordinates a batch; its answers are in the order of reqs.
 	run func(reqs []Q) ([]R, []error)

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/internal/benchutil"
 	"github.com/mnemo-kv/mnemo/internal/localcluster"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
 )
@@ -79,4 +84,58 @@ func TestE2ERESPWithRedisCLI(t *testing.T) {
 	if !c.Nodes[0].Running() {
 		t.Fatal("node-1 exited after garbage on its Redis port")
 	}
+}
+
+// Fifty connections SETting at once, as make bench drives the port: every
+// SET is acknowledged, and node-1 coordinated them in batches (node's
+// combiner) rather than one by one. They all write redis-benchmark's one
+// key, so batches carry the same key many times over.
+func TestE2ERESPCombinedSets(t *testing.T) {
+	bench, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		t.Skipf("redis-benchmark is not on PATH (make test installs it with apt-get install -y redis-tools): %v", err)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skipf("redis-cli is not on PATH (make test installs it with apt-get install -y redis-tools): %v", err)
+	}
+	c := startCluster(t, localcluster.Options{Nodes: 3, RESP: true, HTTP: true})
+	host, port, _ := strings.Cut(c.Nodes[0].RESP, ":")
+	const sets = 5000
+	out, err := exec.CommandContext(ctxT(t, time.Minute), bench, "-h", host, "-p", port,
+		"-c", "50", "-n", fmt.Sprint(sets), "-t", "set", "-q").CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-benchmark: %v\n%s", err, out)
+	}
+	resp, err := http.Get("http://" + c.Nodes[0].HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := string(body)
+	acked := benchutil.MetricValue(m, `mnemo_requests_total{op="resp_set"}`)
+	failed := 0.0
+	for line := range strings.SplitSeq(m, "\n") {
+		if strings.HasPrefix(line, "mnemo_request_errors_total{") && strings.Contains(line, `op="resp_set"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			failed += v
+		}
+	}
+	combined := benchutil.MetricValue(m, `mnemo_combined_batch_size_sum{op="put"}`)
+	batches := benchutil.MetricValue(m, `mnemo_combined_batch_size_count{op="put"}`)
+	if acked != sets || failed > 0 || combined != sets {
+		t.Fatalf("node-1 counted %v SETs (%v failed), %v through the combiner; want %d, none failed\n%s", acked, failed, combined, sets, out)
+	}
+	if batches <= 0 || batches >= sets {
+		t.Fatalf("%d SETs of 50 connections were coordinated in %v batches; want fewer batches than SETs", sets, batches)
+	}
+	// redis-benchmark's values are 3 bytes (-d 3).
+	if got := redisCLI(t, cli, c.Nodes[1].RESP, "GET", "key:__rand_int__"); len(got) != 3 {
+		t.Fatalf("GET through node-2 of redis-benchmark's key: %q, want its 3-byte value", got)
+	}
+	t.Logf("%d SETs from 50 connections in %v batches", sets, batches)
 }
