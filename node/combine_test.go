@@ -115,14 +115,15 @@ func TestCombinerSurvivesPanic(t *testing.T) {
 		return reqs, make([]error, len(reqs))
 	}, func(int) {})
 
-	do := func(req string) (reply string, err error, panicked any) {
+	// do reports the panic a request's caller sees, if any.
+	do := func(req string) (panicked any, err error) {
 		defer func() { panicked = recover() }()
-		reply, err = c.do(req)
-		return reply, err, nil
+		_, err = c.do(req)
+		return nil, err
 	}
 	var wg sync.WaitGroup
 	for range c.maxInflight {
-		wg.Go(func() { _, _, _ = do("first") })
+		wg.Go(func() { _, _ = do("first") })
 	}
 	testutil.Eventually(t, 5*time.Second, "both slots taken", func() (bool, string) {
 		c.mu.Lock()
@@ -138,7 +139,7 @@ func TestCombinerSurvivesPanic(t *testing.T) {
 			if i == 3 {
 				req = "boom"
 			}
-			_, results[i], panics[i] = do(req)
+			panics[i], results[i] = do(req)
 		})
 	}
 	testutil.Eventually(t, 5*time.Second, "eight queued", func() (bool, string) {
