@@ -214,13 +214,16 @@ func clusterClient(t *testing.T, c *localcluster.Cluster) *client.Client {
 	return cl
 }
 
-// metricsOf returns the admin port's /metrics page, over HTTPS with a
-// client certificate (the admin port of a node with security on speaks
-// TLS).
+// metricsOf returns the admin port's /metrics page: over HTTPS with a
+// client certificate when tlsCfg is set (the admin port of a node with
+// security on speaks TLS), else over plain HTTP.
 func metricsOf(t *testing.T, addr string, tlsCfg *tls.Config) string {
 	t.Helper()
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	resp, err := hc.Get("https://" + addr + "/metrics")
+	hc, scheme := http.DefaultClient, "http://"
+	if tlsCfg != nil {
+		hc, scheme = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}, "https://"
+	}
+	resp, err := hc.Get(scheme + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -107,16 +105,7 @@ func TestE2ERESPCombinedSets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redis-benchmark: %v\n%s", err, out)
 	}
-	resp, err := http.Get("http://" + c.Nodes[0].HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := string(body)
+	m := metricsOf(t, c.Nodes[0].HTTP, nil)
 	acked := benchutil.MetricValue(m, `mnemo_requests_total{op="resp_set"}`)
 	failed := 0.0
 	for line := range strings.SplitSeq(m, "\n") {

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,27 +212,19 @@ func TestE2EReplicatedStore(t *testing.T) {
 
 	// /metrics carries the store's figures: node-1 fsynced its writes
 	// (--sync always) and says how long the fsyncs took.
-	resp, err := http.Get("http://" + c.Nodes[0].HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsyncs, sum := benchutil.MetricValue(string(body), "mnemo_store_wal_fsync_seconds_count"), benchutil.MetricValue(string(body), "mnemo_store_wal_fsync_seconds_sum")
+	body := metricsOf(t, c.Nodes[0].HTTP, nil)
+	fsyncs, sum := benchutil.MetricValue(body, "mnemo_store_wal_fsync_seconds_count"), benchutil.MetricValue(body, "mnemo_store_wal_fsync_seconds_sum")
 	if fsyncs < 1 || sum <= 0 || sum/fsyncs > 10 {
 		t.Fatalf("node-1's WAL fsyncs: count %v, sum %v s", fsyncs, sum)
 	}
 	for _, name := range []string{"mnemo_store_block_cache_hits_total", "mnemo_store_object_cache_hits_total", "mnemo_store_write_stalls_total", "mnemo_store_disk_bytes"} {
-		if benchutil.MetricValue(string(body), name) < 0 {
+		if benchutil.MetricValue(body, name) < 0 {
 			t.Fatalf("/metrics lacks %s", name)
 		}
 	}
 	// The binary tunes the collector (internal/gctune): a node's small
 	// heap gets --gc-headroom, which is GOGC above 100.
-	if gogc := benchutil.MetricValue(string(body), "go_gc_gogc_percent"); os.Getenv("GOGC") == "" && gogc <= 100 {
+	if gogc := benchutil.MetricValue(body, "go_gc_gogc_percent"); os.Getenv("GOGC") == "" && gogc <= 100 {
 		t.Fatalf("node-1's GOGC is %v with a small heap; want above 100 (--gc-headroom)", gogc)
 	}
 	t.Logf("node-1: %v WAL fsyncs, mean %.3f ms", fsyncs, 1000*sum/fsyncs)
