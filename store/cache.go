@@ -102,6 +102,20 @@ func (c *objectCache) get(stripe int, dk []byte) (*version.Object, bool) {
 	return o, ok
 }
 
+// absent reports whether dk is cached as absent, without decoding an
+// entry: a read of the value (which the cache does not hold) asks only
+// that.
+func (c *objectCache) absent(stripe int, dk []byte) bool {
+	if c == nil {
+		return false
+	}
+	s := c.shard(stripe)
+	s.mu.Lock()
+	e, ok := s.m[string(dk)]
+	s.mu.Unlock()
+	return ok && e.enc == nil
+}
+
 // stats returns the hits and misses of get so far (zeros without a cache).
 func (c *objectCache) stats() (hits, misses uint64) {
 	if c == nil {

@@ -71,6 +71,10 @@ var (
 		"Sorted runs a read may have to look into (memtables, L0 sublevels, levels).", nil, nil)
 	descDisk = prometheus.NewDesc("mnemo_store_disk_bytes",
 		"Bytes the store uses on disk (sstables, WAL, manifests).", nil, nil)
+	descJournal = prometheus.NewDesc("mnemo_store_summary_journal_bytes",
+		"Bytes of summary journal records since the last checkpoint (replayed at open).", nil, nil)
+	descCheckpoints = prometheus.NewDesc("mnemo_store_summary_checkpoints_total",
+		"Summary checkpoints: the journal folded into the persisted cells.", nil, nil)
 )
 
 // Collector returns a Prometheus collector of the store's storage figures.
@@ -81,7 +85,7 @@ type storeCollector struct{ s *Store }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFsync, descWALBytes, descStalls, descStallSecs, descBlockHits, descBlockMisses,
-		descBlockBytes, descObjHits, descObjMisses, descMemtable, descFlushes, descCompactions, descDebt, descReadAmp, descDisk} {
+		descBlockBytes, descObjHits, descObjMisses, descMemtable, descFlushes, descCompactions, descDebt, descReadAmp, descDisk, descJournal, descCheckpoints} {
 		ch <- d
 	}
 }
@@ -122,6 +126,8 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descDebt, float64(m.Compact.EstimatedDebt))
 	gauge(descReadAmp, float64(m.ReadAmp()))
 	gauge(descDisk, float64(m.DiskSpaceUsage()))
+	gauge(descJournal, float64(s.journalBytes.Load()))
+	counter(descCheckpoints, float64(s.checkpoints.Load()))
 }
 
 // fsyncHistogram re-exports Pebble's WAL fsync histogram (nameless, in

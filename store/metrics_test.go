@@ -65,7 +65,7 @@ func TestCollector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Get(key(7)); err != nil { // just written: in the object cache
+	if _, err := s.Versions(key(7)); err != nil { // just written: in the object cache
 		t.Fatal(err)
 	}
 	if err := s.db.Flush(); err != nil {
@@ -101,6 +101,9 @@ func TestCollector(t *testing.T) {
 	}
 	if v := value(t, got, "mnemo_store_object_cache_misses_total"); v < 1 {
 		t.Fatalf("object cache misses %v after reading keys it did not hold", v)
+	}
+	if v := value(t, got, "mnemo_store_summary_journal_bytes"); v < writes*journalCellLen {
+		t.Fatalf("summary journal %v bytes after %d writes of new keys", v, writes)
 	}
 	if v := value(t, got, "mnemo_store_flushes_total"); v < 1 {
 		t.Fatalf("flushes %v after a flush", v)

@@ -86,11 +86,9 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, encs [][]by
 			pending[string(l.dk)] = a
 		}
 	}
-	for ci, c := range staged {
-		if err := stage(b, ci, c); err != nil {
-			b.Close()
-			return nil, nil, nil, err
-		}
+	if err := s.journalCells(b, staged); err != nil {
+		b.Close()
+		return nil, nil, nil, err
 	}
 	if s.opts.Sync == SyncAlways {
 		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
@@ -105,7 +103,7 @@ func (s *Store) PutMany(reqs []PutRequest) (after []*version.Object, encs [][]by
 		return nil, nil, nil, fmt.Errorf("store: batch commit: %w", err)
 	}
 	for ci, c := range staged {
-		s.cells[ci] = c
+		s.setCell(ci, c)
 	}
 	for i, r := range reqs {
 		l := locs[i]

@@ -158,6 +158,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives Pebble's and the store's log lines.
 	Logger zerolog.Logger
+
+	// journalLimit is how many bytes of summary journal records start a
+	// checkpoint (summary.go); tests set it low. Default
+	// defaultJournalLimit.
+	journalLimit int64
 }
 
 func (o *Options) setDefaults() {
@@ -184,6 +189,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MemTableJitter == 0 {
 		o.MemTableJitter = 0.25
+	}
+	if o.journalLimit == 0 {
+		o.journalLimit = defaultJournalLimit
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 4 << 20
@@ -240,6 +248,16 @@ type Store struct {
 	// cellBits is log2(len(cells)).
 	cells    []cell
 	cellBits int
+	// The cells' journal and checkpoints (summary.go): the last record's
+	// sequence number, the record bytes since the last checkpoint, the
+	// cells changed since (a bit each), the background checkpoint's wake
+	// and lock, and how many checkpoints ran.
+	journalSeq    atomic.Uint64
+	journalBytes  atomic.Int64
+	dirty         []atomic.Uint64
+	checkpointReq chan struct{}
+	checkpointMu  sync.Mutex
+	checkpoints   atomic.Int64
 	// live and tombs are per-partition key counts: the sums of the
 	// partition's cells, adjusted with them.
 	live, tombs []atomic.Int64
@@ -309,7 +327,8 @@ func Open(opts Options) (*Store, error) {
 		cache:   newObjectCache(opts.ObjectCacheSize),
 		stalls:  stl,
 
-		memTable: memTable,
+		memTable:      memTable,
+		checkpointReq: make(chan struct{}, 1),
 	}
 	s.cellBits = max(stripeBits, s.qBits+s.segBits)
 	switch opts.Sync {
@@ -330,6 +349,11 @@ func Open(opts Options) (*Store, error) {
 	if opts.Sync == SyncBatch {
 		s.wg.Add(1)
 		go s.syncLoop()
+	}
+	s.wg.Add(1)
+	go s.checkpointLoop()
+	if s.journalBytes.Load() >= opts.journalLimit {
+		s.checkpointReq <- struct{}{}
 	}
 	return s, nil
 }
@@ -510,7 +534,7 @@ func (s *Store) Get(key []byte) (*version.Object, error) {
 	dk := s.dataKey(p, seg, key)
 	// The cache holds versions, not values: it answers only for a key it
 	// knows absent.
-	if o, ok := s.cache.get(stripeOf(key), dk); ok && o == nil {
+	if s.cache.absent(stripeOf(key), dk) {
 		return nil, ErrNotFound
 	}
 	return s.get(dk)
@@ -634,7 +658,7 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, enc []byte,
 			return nil, nil, nil, fmt.Errorf("store: write: %w", err)
 		}
 		d := s.cells[ci].digest ^ c.digest
-		s.cells[ci] = c
+		s.setCell(ci, c)
 		s.cache.put(st, dk, after)
 		s.applied(p, seg, req.Key, before, after, d)
 		return after, enc, func() error { return nil }, nil
@@ -647,7 +671,7 @@ func (s *Store) PutPipelined(req PutRequest) (after *version.Object, enc []byte,
 		return nil, nil, nil, fmt.Errorf("store: write: %w", err)
 	}
 	d := s.cells[ci].digest ^ c.digest
-	s.cells[ci] = c
+	s.setCell(ci, c)
 	s.cache.put(st, dk, after)
 	s.applied(p, seg, req.Key, before, after, d)
 	return after, enc, func() error {
@@ -749,7 +773,7 @@ func (s *Store) write(p ring.Partition, seg uint32, key, dk []byte, before, afte
 		return fmt.Errorf("store: write: %w", err)
 	}
 	d := s.cells[ci].digest ^ c.digest
-	s.cells[ci] = c
+	s.setCell(ci, c)
 	s.applied(p, seg, key, before, after, d)
 	return nil
 }
@@ -1048,10 +1072,8 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 	if len(changes) == 0 {
 		return 0, nil
 	}
-	for ci, c := range staged {
-		if err := stage(b, ci, c); err != nil {
-			return 0, err
-		}
+	if err := s.journalCells(b, staged); err != nil {
+		return 0, err
 	}
 	if err := b.Commit(s.writeOpt); err != nil {
 		for _, c := range changes {
@@ -1060,7 +1082,7 @@ func (s *Store) MergeMany(items []KeyObject) (changed int, err error) {
 		return 0, fmt.Errorf("store: batch commit: %w", err)
 	}
 	for ci, c := range staged {
-		s.cells[ci] = c
+		s.setCell(ci, c)
 	}
 	for _, c := range changes {
 		l := locs[c.i]
@@ -1102,7 +1124,7 @@ func (s *Store) DeleteIf(key []byte, pred func(cur *version.Object) bool) (delet
 		return false, fmt.Errorf("store: delete: %w", err)
 	}
 	d := s.cells[ci].digest ^ c.digest
-	s.cells[ci] = c
+	s.setCell(ci, c)
 	s.cache.put(st, dk, nil)
 	s.applied(p, seg, key, cur, nil, d)
 	return true, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/mnemo-kv/mnemo/ring"
@@ -131,34 +132,116 @@ func churn(t *testing.T, s *Store, seed uint64, ops int) {
 
 // The summary matches the data after every kind of write, and is restored
 // exactly at reopen, after a clean close or a crash (an unsynced tail lost
-// with its cells, which share its batches).
+// with its journal records, which share its batches). With a small
+// journal limit, checkpoints run all through the writes, concurrently
+// with them.
 func TestSummaryKeptWithTheData(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	for _, limit := range []int64{0, 300} {
+		t.Run(fmt.Sprint("journal-limit-", limit), func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			opts := Options{Partitions: 8, Segments: 4, Digest: testDigest, DigestName: "test", Sync: SyncNone, journalLimit: limit}
+			s := openMem(t, fs, opts)
+			churn(t, s, 1, 500)
+			checkSummary(t, s, "after the writes")
+			s.Close()
+
+			s = openMem(t, fs, opts)
+			checkSummary(t, s, "after reopening")
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			churn(t, s, 2, 300)
+			crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(3, 3))})
+			ran := s.checkpoints.Load()
+			s.Close()
+			if limit > 0 && ran == 0 {
+				t.Fatalf("no checkpoint ran with a journal limit of %d bytes", limit)
+			}
+
+			s = openMem(t, crashed, opts)
+			defer s.Close()
+			checkSummary(t, s, "after a crash")
+			for p := range s.Partitions() {
+				unlock := s.LockPartition(ring.Partition(p))
+				fixed, err := s.VerifySummary(ring.Partition(p))
+				unlock()
+				if err != nil || fixed != 0 {
+					t.Fatalf("partition %d: verify fixed %d cells (%v), want 0", p, fixed, err)
+				}
+			}
+		})
+	}
+}
+
+// journalRecords counts the summary journal's records in Pebble.
+func journalRecords(t *testing.T, s *Store) int {
+	t.Helper()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// A checkpoint folds the journal into the base cells: the records it
+// covers are gone, the cells read back the same at reopen, and writes
+// after it are journaled again.
+func TestSummaryCheckpoint(t *testing.T) {
+	fs := vfs.NewMem()
 	opts := Options{Partitions: 8, Segments: 4, Digest: testDigest, DigestName: "test", Sync: SyncNone}
 	s := openMem(t, fs, opts)
-	churn(t, s, 1, 500)
-	checkSummary(t, s, "after the writes")
+	churn(t, s, 6, 200)
+	if n := journalRecords(t, s); n == 0 {
+		t.Fatal("writes left no journal records")
+	}
+	if err := s.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := journalRecords(t, s); n != 0 {
+		t.Fatalf("%d journal records left after a checkpoint with no writes running", n)
+	}
+	if got := s.journalBytes.Load(); got != 0 {
+		t.Fatalf("journal bytes %d after the checkpoint", got)
+	}
+	checkSummary(t, s, "after the checkpoint")
+	if _, err := s.Put(PutRequest{Key: []byte("after"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := journalRecords(t, s); n != 1 {
+		t.Fatalf("%d journal records after one put, want 1", n)
+	}
 	s.Close()
 
 	s = openMem(t, fs, opts)
+	defer s.Close()
 	checkSummary(t, s, "after reopening")
-	if err := s.Flush(); err != nil {
+}
+
+// A summary kept before the journal (cells-v1: base cells only) is read
+// as it is, and its meta record moves to the current version.
+func TestSummaryV1Read(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := Options{Partitions: 8, Segments: 4, Digest: testDigest, DigestName: "test", Sync: SyncNone}
+	s := openMem(t, fs, opts)
+	churn(t, s, 7, 200)
+	if err := s.checkpoint(); err != nil { // every cell a base cell, as v1 kept them
 		t.Fatal(err)
 	}
-	churn(t, s, 2, 300)
-	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(3, 3))})
+	if err := s.SetMeta(metaSummary, []byte(summaryVersionV1+" test")); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 
-	s = openMem(t, crashed, opts)
+	s = openMem(t, fs, opts)
 	defer s.Close()
-	checkSummary(t, s, "after a crash")
-	for p := range s.Partitions() {
-		unlock := s.LockPartition(ring.Partition(p))
-		fixed, err := s.VerifySummary(ring.Partition(p))
-		unlock()
-		if err != nil || fixed != 0 {
-			t.Fatalf("partition %d: verify fixed %d cells (%v), want 0", p, fixed, err)
-		}
+	checkSummary(t, s, "after opening a v1 summary")
+	if name, _ := s.Meta(metaSummary); string(name) != summaryVersion+" test" {
+		t.Fatalf("meta record %q", name)
 	}
 }
 
