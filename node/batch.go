@@ -37,8 +37,8 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 		p       ring.Partition
 		nrep, w int
 	}
-	var items []item
-	var sreqs []store.PutRequest
+	items := make([]item, 0, len(reqs))
+	sreqs := make([]store.PutRequest, 0, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
 		nrep, w, err := n.checkPut(req)
@@ -90,7 +90,7 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 				return g
 			}
 		}
-		g := &group{id: id, pending: pending}
+		g := &group{id: id, pending: pending, items: make([]int, 0, len(items)), puts: make([]proto.ReplicaPut, 0, len(items))}
 		groups = append(groups, g)
 		return g
 	}
@@ -140,8 +140,16 @@ func (n *Node) PutMany(ctx context.Context, reqs []*proto.PutRequest) (replies [
 		}
 	}
 	results := make(chan answer, len(groups)+len(single))
+	var last *group
+	var body []byte
 	for _, g := range groups {
-		body := (&proto.ReplicaPutBatch{Items: g.puts}).Encode()
+		// Replicas that take the same puts (all of them, when every node
+		// holds every key) share one encoding; the pool copies it into
+		// each frame.
+		if last == nil || !slices.Equal(last.items, g.items) {
+			body = (&proto.ReplicaPutBatch{Items: g.puts}).Encode()
+		}
+		last = g
 		n.pool.Go(v.members[g.id].RPCAddr, proto.KindReplicaPutBatch, body, n.cfg.Timeout, func(_ wire.Kind, _ []byte, err error) {
 			if err != nil {
 				n.log.Debug().Err(err).Str("peer", string(g.id)).Int("puts", len(g.items)).Msg("replicate batch")
