@@ -536,7 +536,7 @@ func TestCacheEncodingRoundTrips(t *testing.T) {
 	o2, _ := version.Update(o1, nil, b, nil, true, -7)
 	o3 := version.Merge(o2, &version.Object{Context: version.VV{{Actor: b, Counter: 1 << 40}}})
 	for _, o := range []*version.Object{o1, o2, o3, {}} {
-		enc, ok := c.actors.encode(o)
+		enc, ok := c.actors.encode(nil, o)
 		if !ok {
 			t.Fatal("encode refused")
 		}
