@@ -673,7 +673,7 @@ func decodePushReply(payload []byte) (*pushReply, error) {
 
 // objectSize is an object's size in a batch, roughly.
 func objectSize(o store.KeyObject) int {
-	return len(o.Key) + version.EncodedSizeHint(o.Object) + 8
+	return len(o.Key) + version.EncodedSize(o.Object) + 8
 }
 
 func objectsSize(objs []store.KeyObject) int {

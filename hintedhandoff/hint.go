@@ -65,7 +65,7 @@ func splitHintKey(k []byte) (target ring.NodeID, key []byte, ok bool) {
 
 // encodeHint returns a stored hint value.
 func encodeHint(created int64, obj *version.Object) []byte {
-	b := make([]byte, hintHeader, hintHeader+version.EncodedSizeHint(obj))
+	b := make([]byte, hintHeader, hintHeader+version.EncodedSize(obj))
 	b[0] = hintFormat
 	binary.BigEndian.PutUint64(b[1:], uint64(created))
 	return version.AppendEncode(b, obj)

@@ -50,19 +50,87 @@ func AppendEncode(buf []byte, o *Object) []byte {
 
 // Encode returns the encoding of o.
 func Encode(o *Object) []byte {
-	return AppendEncode(make([]byte, 0, EncodedSizeHint(o)), o)
+	return AppendEncode(make([]byte, 0, EncodedSize(o)), o)
 }
 
-// EncodedSizeHint is an upper estimate of o's encoded size, for buffers.
-func EncodedSizeHint(o *Object) int {
+// EncodedSize is o's encoded size, exactly (Encode allocates no more;
+// the buffers it returns are kept, by Pebble batches and caches).
+func EncodedSize(o *Object) int {
 	if o == nil {
-		return 4
+		o = &Object{}
 	}
-	n := 16 + len(o.Context)*(MaxActorLen/8+12)
+	n := arrayLenSize(2) + arrayLenSize(2*len(o.Context)) + arrayLenSize(len(o.Siblings))
+	for _, e := range o.Context {
+		n += strSize(len(e.Actor)) + uintSize(e.Counter)
+	}
 	for _, s := range o.Siblings {
-		n += 32 + len(s.Dot.Actor) + len(s.Value)
+		n += arrayLenSize(siblingFields) + strSize(len(s.Dot.Actor)) + uintSize(s.Dot.Counter) +
+			binSize(len(s.Value)) + 1 + intSize(s.Timestamp)
 	}
 	return n
+}
+
+// The sizes of what the append functions below write.
+
+func arrayLenSize(n int) int {
+	switch {
+	case n < 16:
+		return 1
+	case n <= math.MaxUint16:
+		return 3
+	default:
+		return 5
+	}
+}
+
+func strSize(n int) int {
+	switch {
+	case n < 32:
+		return 1 + n
+	case n <= math.MaxUint8:
+		return 2 + n
+	case n <= math.MaxUint16:
+		return 3 + n
+	default:
+		return 5 + n
+	}
+}
+
+func binSize(n int) int {
+	switch {
+	case n <= math.MaxUint8:
+		return 2 + n
+	case n <= math.MaxUint16:
+		return 3 + n
+	default:
+		return 5 + n
+	}
+}
+
+func uintSize(v uint64) int {
+	switch {
+	case v < 128:
+		return 1
+	case v <= math.MaxUint8:
+		return 2
+	case v <= math.MaxUint16:
+		return 3
+	case v <= math.MaxUint32:
+		return 5
+	default:
+		return 9
+	}
+}
+
+func intSize(v int64) int {
+	switch {
+	case v >= 0:
+		return uintSize(uint64(v))
+	case v >= -32:
+		return 1
+	default:
+		return 9
+	}
 }
 
 // EncodeVV returns the encoding of a context alone (what clients hold).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -208,6 +209,9 @@ func TestPutWithContextSupersedesExactlyWhatWasRead(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		for _, o := range history(t) {
+			if enc := Encode(o); len(enc) != EncodedSize(o) || cap(enc) != len(enc) {
+				t.Fatalf("encoded %d bytes (cap %d), size said %d", len(enc), cap(enc), EncodedSize(o))
+			}
 			got, err := Decode(Encode(o))
 			if err != nil {
 				t.Fatalf("decode: %v", err)
@@ -221,6 +225,32 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 		}
 	})
+}
+
+// EncodedSize is exact at every boundary of msgpack's integer, string,
+// binary and array forms.
+func TestEncodedSizeExact(t *testing.T) {
+	counters := []uint64{0, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1}
+	stamps := []int64{0, 127, 128, -1, -32, -33, 1 << 40, -1 << 40}
+	lens := []int{0, 31, 32, 255, 256, 65535, 65536}
+	for i, c := range counters {
+		for j, ts := range stamps {
+			n := lens[(i+j)%len(lens)]
+			actor := Actor(strings.Repeat("a", min(n, MaxActorLen)))
+			o := &Object{
+				Context:  VV{{Actor: actor, Counter: c}},
+				Siblings: []Sibling{{Dot: Dot{Actor: actor, Counter: c}, Value: make([]byte, n), Timestamp: ts, Tombstone: i%2 == 0}},
+			}
+			if enc := Encode(o); len(enc) != EncodedSize(o) {
+				t.Fatalf("counter %d, timestamp %d, %d bytes: encoded %d, size said %d", c, ts, n, len(enc), EncodedSize(o))
+			}
+		}
+	}
+	for _, o := range []*Object{nil, {}} {
+		if enc := Encode(o); len(enc) != EncodedSize(o) {
+			t.Fatalf("empty object: encoded %d, size said %d", len(enc), EncodedSize(o))
+		}
+	}
 }
 
 func TestDecodeRejects(t *testing.T) {
