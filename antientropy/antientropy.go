@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -215,6 +216,9 @@ type AntiEntropy struct {
 	// rejoinPending is the scheduler's count of partitions queued by
 	// rejoin triggers and not compared yet (Stats.RejoinPending).
 	rejoinPending atomic.Int64
+	// rejoining is the set of peers with such partitions (Rejoining),
+	// published by the scheduler when it changes; nil: none.
+	rejoining atomic.Pointer[map[ring.NodeID]struct{}]
 	// verified is 0 until the trees were verified against the data, then
 	// 1 + the number of partitions found wrong (Stats.TreesVerified).
 	verified atomic.Int64
@@ -507,13 +511,43 @@ func (a *AntiEntropy) runUrgent(urgents map[ring.NodeID]*urgent) {
 	}
 }
 
-// countPending publishes how many partitions rejoin triggers still queue.
+// countPending publishes how many partitions rejoin triggers still queue,
+// and for which peers (Rejoining).
 func (a *AntiEntropy) countPending(urgents map[ring.NodeID]*urgent) {
 	n := 0
-	for _, u := range urgents {
-		n += len(u.parts) + len(u.later)
+	var ids map[ring.NodeID]struct{}
+	for id, u := range urgents {
+		if k := len(u.parts) + len(u.later); k > 0 {
+			n += k
+			if ids == nil {
+				ids = map[ring.NodeID]struct{}{}
+			}
+			ids[id] = struct{}{}
+		}
 	}
 	a.rejoinPending.Store(int64(n))
+	cur := a.rejoining.Load()
+	switch {
+	case ids == nil && cur != nil:
+		a.rejoining.Store(nil)
+	case ids != nil && (cur == nil || !maps.Equal(ids, *cur)):
+		a.rejoining.Store(&ids)
+	}
+}
+
+// Rejoining reports whether this node still has exchanges queued or
+// running with id because id rejoined (as designated repairer, or a
+// follow-up not done yet): until they are done, this node does not know
+// that id holds what it missed. A trigger the scheduler has not taken yet
+// does not count (the caller records the rejoin itself). It takes no lock:
+// the node's read coordinator asks it per read (node/coordinator.go).
+func (a *AntiEntropy) Rejoining(id ring.NodeID) bool {
+	m := a.rejoining.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[id]
+	return ok
 }
 
 // runPeriodic exchanges every shared partition whose pair is due: once per

@@ -92,6 +92,12 @@ func rejoin(t testing.TB, keys, q int) rejoinFigures {
 	if built := cn.trees.BuiltCount(); built != 0 {
 		t.Fatalf("c built %d partitions while held", built)
 	}
+	// Rejoining says who still has rejoin work with whom (the node's
+	// reads ask every replica meanwhile).
+	if !a.ae.Rejoining("c") || !b.ae.Rejoining("c") || !cn.ae.Rejoining("a") || a.ae.Rejoining("b") {
+		t.Fatalf("while c's trees build: Rejoining a->c %v, b->c %v, c->a %v, a->b %v; want true, true, true, false",
+			a.ae.Rejoining("c"), b.ae.Rejoining("c"), cn.ae.Rejoining("a"), a.ae.Rejoining("b"))
+	}
 	unlock()
 	t0 := time.Now()
 	testutil.Eventually(t, 2*time.Minute, "c repaired", func() (bool, string) {
@@ -104,6 +110,10 @@ func rejoin(t testing.TB, keys, q int) rejoinFigures {
 	testutil.Eventually(t, time.Minute, "triggers done", func() (bool, string) {
 		pa, pb, pc := a.ae.Stats().RejoinPending, b.ae.Stats().RejoinPending, cn.ae.Stats().RejoinPending
 		return pa+pb+pc == 0, fmt.Sprintf("partitions pending: a %d, b %d, c %d", pa, pb, pc)
+	})
+	testutil.Eventually(t, 10*time.Second, "Rejoining false once the triggers are done", func() (bool, string) {
+		ra, rb, rc := a.ae.Rejoining("c"), b.ae.Rejoining("c"), cn.ae.Rejoining("a") || cn.ae.Rejoining("b")
+		return !ra && !rb && !rc, fmt.Sprintf("a->c %v, b->c %v, c->a|b %v", ra, rb, rc)
 	})
 	sameData(t, a, cn)
 	sameData(t, b, cn)

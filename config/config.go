@@ -61,6 +61,20 @@ type Config struct {
 	// ReadRepairWait is how long a read keeps collecting replies after
 	// answering, to repair the replicas that were slow. Default 1s.
 	ReadRepairWait time.Duration
+	// ReadRepairChance is the share of quorum reads, in [0, 1], that ask
+	// every replica of the key although R would do, so that with read
+	// repair on every replica is compared now and then (Cassandra's old
+	// read_repair_chance). The others ask R replicas, unless one of the
+	// key's replicas is suspect (a stand-in, owed hints, or rejoined
+	// lately): then every one. 1 asks every replica always; 0 only when
+	// one is suspect. Default 0.1.
+	ReadRepairChance float64
+	// ReadRetryAfter is how long a read that asked R replicas waits for
+	// them before it asks one more (a speculative retry; a replica that
+	// answers with an error is replaced at once). 0 turns it off. Default
+	// 5ms: a GET's p50 is 0.3 ms idle and 1-1.5 ms under load, and its
+	// p99 at light load about 2.5 ms (docs/performance.md).
+	ReadRetryAfter time.Duration
 	// CacheSize is Pebble's block cache in bytes. Default 32 MiB.
 	CacheSize int64
 	// ObjectCacheSize is the budget in bytes of the store's cache of the
@@ -214,6 +228,9 @@ func Default() Config {
 		LogLevel:       "info",
 		LogFormat:      "auto",
 
+		ReadRepairChance: 0.1,
+		ReadRetryAfter:   5 * time.Millisecond,
+
 		ObjectCacheSize: 16 << 20,
 		GCHeadroom:      48 << 20,
 
@@ -323,6 +340,12 @@ func (c Config) fieldErrors() []fieldError {
 	}
 	if c.ReadRepairWait < 0 {
 		bad("read-repair-wait", "%v must not be negative", c.ReadRepairWait)
+	}
+	if !(c.ReadRepairChance >= 0 && c.ReadRepairChance <= 1) {
+		bad("read-repair-chance", "%v must be between 0 and 1 (the share of reads that ask every replica)", c.ReadRepairChance)
+	}
+	if c.ReadRetryAfter < 0 {
+		bad("read-retry-after", "%v must not be negative (0: off)", c.ReadRetryAfter)
 	}
 	if c.CacheSize < 16<<20 {
 		// Pebble charges its memtables (4 MiB, and those being flushed)

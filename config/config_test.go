@@ -200,3 +200,40 @@ func TestInsecureRule(t *testing.T) {
 		t.Fatalf("required without files: %v", err)
 	}
 }
+
+// TestReadFanoutSettings: read-repair-chance is a share in [0, 1] and
+// read-retry-after a duration not below 0; out of range values are
+// refused with the setting's name, the value and the range.
+func TestReadFanoutSettings(t *testing.T) {
+	if d := Default(); d.ReadRepairChance != 0.1 || d.ReadRetryAfter != 5*time.Millisecond {
+		t.Fatalf("defaults: read-repair-chance %v, read-retry-after %v; want 0.1, 5ms", d.ReadRepairChance, d.ReadRetryAfter)
+	}
+	for _, tc := range []struct {
+		values map[string]string
+		want   string // "" = valid
+	}{
+		{map[string]string{"read-repair-chance": "0"}, ""},
+		{map[string]string{"read-repair-chance": "1"}, ""},
+		{map[string]string{"read-repair-chance": "0.25", "read-retry-after": "0"}, ""},
+		{map[string]string{"read-retry-after": "20ms"}, ""},
+		{map[string]string{"read-repair-chance": "1.5"}, "--read-repair-chance: 1.5 must be between 0 and 1"},
+		{map[string]string{"read-repair-chance": "-0.1"}, "--read-repair-chance: -0.1 must be between 0 and 1"},
+		{map[string]string{"read-repair-chance": "NaN"}, "--read-repair-chance: NaN must be between 0 and 1"},
+		{map[string]string{"read-repair-chance": "often"}, `--read-repair-chance: "often" is not a number`},
+		{map[string]string{"read-retry-after": "-1ms"}, "--read-retry-after: -1ms must not be negative (0: off)"},
+	} {
+		v := map[string]string{"id": "a"}
+		for k, x := range tc.values {
+			v[k] = x
+		}
+		cfg, err := Parse(v)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.values, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: %v, want %q", tc.values, err, tc.want)
+		case tc.want == "" && tc.values["read-retry-after"] == "20ms" && cfg.ReadRetryAfter != 20*time.Millisecond:
+			t.Errorf("read-retry-after 20ms parsed as %v", cfg.ReadRetryAfter)
+		}
+	}
+}

@@ -66,6 +66,16 @@ func Settings() []Setting {
 			return nil
 		}}
 	}
+	float := func(name string, def float64, usage string, set func(c *Config, v float64)) Setting {
+		return Setting{name, "float", strconv.FormatFloat(def, 'g', -1, 64), usage, func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a number", v)
+			}
+			set(c, f)
+			return nil
+		}}
+	}
 	boolean := func(name string, def bool, usage string, set func(c *Config, v bool)) Setting {
 		return Setting{name, "bool", strconv.FormatBool(def), usage, func(c *Config, v string) error {
 			x, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -124,6 +134,8 @@ func Settings() []Setting {
 		size("max-value-size", int64(d.MaxValueSize), "largest value", func(c *Config, v int64) { c.MaxValueSize = int(v) }),
 		boolean("read-repair", d.ReadRepair, "repair stale replicas after quorum reads", func(c *Config, v bool) { c.ReadRepair = v }),
 		dur("read-repair-wait", d.ReadRepairWait, "how long a read waits for slow replicas to repair them", func(c *Config, v time.Duration) { c.ReadRepairWait = v }),
+		float("read-repair-chance", d.ReadRepairChance, "share of reads (0 to 1) that ask every replica, not R, so all are compared and repaired over time (1: every read)", func(c *Config, v float64) { c.ReadRepairChance = v }),
+		dur("read-retry-after", d.ReadRetryAfter, "a read that asked R replicas asks one more if they have not answered by then (0: off)", func(c *Config, v time.Duration) { c.ReadRetryAfter = v }),
 		size("cache-size", d.CacheSize, "Pebble block cache", func(c *Config, v int64) { c.CacheSize = v }),
 		size("object-cache-size", d.ObjectCacheSize, "versions (not values) of recent keys kept in memory: overwrites, replica merges and digest reads skip Pebble (0: off)", func(c *Config, v int64) { c.ObjectCacheSize = v }),
 		size("gc-headroom", d.GCHeadroom, "Go heap growth allowed past the live heap before a collection, when more than the live size (GOGC in the environment wins; 0: Go's default)", func(c *Config, v int64) { c.GCHeadroom = v }),
@@ -137,14 +149,7 @@ func Settings() []Setting {
 		boolean("anti-entropy", d.AntiEntropy, "run Merkle anti-entropy", func(c *Config, v bool) { c.AntiEntropy = v }),
 		dur("ae-interval", d.AEInterval, "exchange each partition with each replica this often", func(c *Config, v time.Duration) { c.AEInterval = v }),
 		size("ae-rate", d.AERate, "anti-entropy bandwidth sent per node, per second (0: unlimited)", func(c *Config, v int64) { c.AERate = v }),
-		{"ae-cpu", "float", strconv.FormatFloat(d.AECPU, 'g', -1, 64), "share of one CPU anti-entropy's work may take while clients are served (0: unbounded)", func(c *Config, v string) error {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return fmt.Errorf("%q is not a number", v)
-			}
-			c.AECPU = f
-			return nil
-		}},
+		float("ae-cpu", d.AECPU, "share of one CPU anti-entropy's work may take while clients are served (0: unbounded)", func(c *Config, v float64) { c.AECPU = v }),
 		str("stale-data", d.StaleData, "when away longer than tombstone-grace: refuse to start, rejoin-empty (data moved aside), or keep", func(c *Config, v string) { c.StaleData = v }),
 		str("log-level", d.LogLevel, "debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
 		str("log-format", d.LogFormat, "auto (console on a terminal, else JSON), json or console", func(c *Config, v string) { c.LogFormat = v }),

@@ -81,6 +81,7 @@ type Handoff struct {
 		sync.Mutex
 		closed bool
 		// pending counts hints per target; targets with none are absent.
+		// NB: a target entering or leaving it must call publishHinted.
 		pending map[ring.NodeID]int64
 		// running holds the targets being replayed now.
 		running map[ring.NodeID]bool
@@ -93,6 +94,11 @@ type Handoff struct {
 		// resent until they change, expire or the target rejoins.
 		rejected map[ring.NodeID]map[string]uint64
 	}
+
+	// hinted is the set of targets in mu.pending, published anew (under
+	// mu) whenever a target enters or leaves it, so that HasHints, which
+	// every read's coordinator asks, takes no lock.
+	hinted atomic.Pointer[map[ring.NodeID]struct{}]
 
 	n struct {
 		replayed, expired, batches, bytesSent atomic.Uint64
@@ -138,6 +144,7 @@ func New(cfg Config) (*Handoff, error) {
 	if bad > 0 {
 		h.log.Warn().Int("keys", bad).Msg("ignoring hint keys without a target")
 	}
+	h.publishHinted()
 	if cfg.Registerer != nil {
 		h.metrics = newCollector(h)
 		if err := cfg.Registerer.Register(h.metrics); err != nil {
@@ -239,7 +246,9 @@ func (h *Handoff) Add(forID ring.NodeID, key []byte, obj *version.Object) error 
 	}
 	h.mu.Lock()
 	if fresh {
-		h.mu.pending[forID]++
+		if h.mu.pending[forID]++; h.mu.pending[forID] == 1 {
+			h.publishHinted()
+		}
 	}
 	delete(h.mu.rejected[forID], string(hk)) // changed: worth another try
 	h.mu.Unlock()
@@ -478,11 +487,13 @@ func (h *Handoff) removeUnchangedMask(items []held) (n int, removed []bool, chan
 		return 0, nil, 0, fmt.Errorf("hintedhandoff: delete hints: %w", err)
 	}
 	h.mu.Lock()
+	gone := false // a target's last hint went
 	for i, it := range items {
 		if removed[i] {
 			n++
 			if h.mu.pending[it.target]--; h.mu.pending[it.target] <= 0 {
 				delete(h.mu.pending, it.target)
+				gone = true
 			}
 			if r := h.mu.rejected[it.target]; r != nil {
 				delete(r, string(it.hk))
@@ -491,6 +502,9 @@ func (h *Handoff) removeUnchangedMask(items []held) (n int, removed []bool, chan
 				}
 			}
 		}
+	}
+	if gone {
+		h.publishHinted()
 	}
 	h.mu.Unlock()
 	return n, removed, changed, nil
@@ -553,6 +567,32 @@ func (h *Handoff) dropCopy(target ring.NodeID, it held) {
 	if deleted {
 		h.n.copiesDropped.Add(1)
 	}
+}
+
+// HasHints reports whether this node holds any hint for id. It takes no
+// lock (one atomic load and a map lookup), so a read's coordinator can ask
+// it for every replica of every read: it asks every replica while one of
+// them is still owed hints (node/coordinator.go). It follows Stats' Pending:
+// true from the Add that stores the first hint for id until the delivery
+// or expiry that removes the last.
+func (h *Handoff) HasHints(id ring.NodeID) bool {
+	m := h.hinted.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[id]
+	return ok
+}
+
+// publishHinted publishes the targets of mu.pending for HasHints. The
+// caller holds mu (or is New, before anyone else can see h); it is called
+// only when a target enters or leaves pending, not per hint.
+func (h *Handoff) publishHinted() {
+	m := make(map[ring.NodeID]struct{}, len(h.mu.pending))
+	for t := range h.mu.pending {
+		m[t] = struct{}{}
+	}
+	h.hinted.Store(&m)
 }
 
 // stored is the number of hints held, all targets.

@@ -74,10 +74,16 @@ func TestHintsSurviveRestartAndMerge(t *testing.T) {
 	if s := a.h.Stats(); s.Stored != 12 || s.Pending["b"] != 12 {
 		t.Fatalf("stats before restart: %+v, want 12 hints for b", s)
 	}
+	if !a.h.HasHints("b") || a.h.HasHints("a") || a.h.HasHints("c") {
+		t.Fatalf("HasHints b, a, c = %v, %v, %v; want only b", a.h.HasHints("b"), a.h.HasHints("a"), a.h.HasHints("c"))
+	}
 
 	c.restart(a)
 	if s := a.h.Stats(); s.Stored != 12 || s.Pending["b"] != 12 {
 		t.Fatalf("stats after restart: %+v, want 12 hints for b (counted at start)", s)
+	}
+	if !a.h.HasHints("b") {
+		t.Fatal("HasHints(b) false after a restart with 12 hints for b")
 	}
 	created2, got := storedHint(t, a, "b", "k")
 	if !version.Equal(got, want) || created2 != created {
@@ -91,6 +97,9 @@ func TestHintsSurviveRestartAndMerge(t *testing.T) {
 	c.setAlive("b", true)
 	a.h.NodeRejoined("b")
 	waitDelivered(t, a, "b")
+	if a.h.HasHints("b") {
+		t.Fatal("HasHints(b) true after every hint for b was delivered")
+	}
 	if got := get(t, b, "k"); !version.Equal(got, want) {
 		t.Fatalf("b holds %s, want %s", values(got), values(want))
 	}
@@ -348,6 +357,9 @@ func TestSweepDropsExpiredHints(t *testing.T) {
 	})
 	if _, o := storedHint(t, a, "b", "new-0"); o == nil {
 		t.Error("a hint inside the window was swept")
+	}
+	if !a.h.HasHints("b") || a.h.HasHints("c") {
+		t.Errorf("HasHints b, c = %v, %v after c's only hint expired; want true, false", a.h.HasHints("b"), a.h.HasHints("c"))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/wire"
@@ -287,10 +288,12 @@ func (n *Node) handleReplicaPutBatch(ctx context.Context, payload []byte) (any, 
 // GetMany coordinates several reads together, as a Redis pipeline of GETs
 // arrives: each replica gets one ReplicaGetBatch with the digests it is
 // asked for, answered from its version cache, and this node reads its own
-// copies. Every read keeps Get's semantics (R answers, a digest that
-// differs read again whole, read repair afterwards), and its result is
-// what Get would have returned. Reads this node holds no copy for, and
-// local reads, go through Get.
+// copies. Every read keeps Get's semantics (R replicas asked, or all when
+// one is suspect; R answers, a digest that differs read again whole, a
+// failed or slow replica replaced, read repair afterwards), and its result
+// is what Get would have returned. A replica replaced is asked with a
+// ReplicaGet of its own. Reads this node holds no copy for, and local
+// reads, go through Get.
 func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies []*proto.GetReply, errs []error) {
 	n.markForeground()
 	replies = make([]*proto.GetReply, len(reqs))
@@ -299,7 +302,6 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 	type read struct {
 		i int
 		g *readGather
-		r int
 	}
 	var reads []read
 	var wg sync.WaitGroup
@@ -336,11 +338,12 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 			}()
 			continue
 		}
-		reads = append(reads, read{i, g, r})
-		for k, t := range g.targets {
-			if k == g.selfAt {
+		reads = append(reads, read{i, g})
+		for _, k := range g.order[:g.asked] {
+			if int(k) == g.selfAt {
 				continue
 			}
+			t := g.targets[k]
 			var gr *group
 			for _, x := range groups {
 				if x.id == t.id {
@@ -379,12 +382,22 @@ func (n *Node) GetMany(ctx context.Context, reqs []*proto.GetRequest) (replies [
 				}
 			})
 	}
-	for _, rd := range reads {
+	if len(reads) == 0 {
+		return replies, errs
+	}
+	// The reads are awaited one after another; their retries are timed
+	// from here, and each one's retries are made for the later ones too
+	// (readBatch.sweep).
+	b := &readBatch{gs: make([]*readGather, len(reads))}
+	began := time.Now()
+	for k, rd := range reads {
 		rd.g.readLocal()
+		rd.g.began, rd.g.batch, rd.g.batchAt = began, b, k
+		b.gs[k] = rd.g
 	}
 	for _, rd := range reads {
 		req := reqs[rd.i]
-		replies[rd.i], errs[rd.i] = rd.g.await(ctx, rd.r, n.mode(req.Mode), req)
+		replies[rd.i], errs[rd.i] = rd.g.await(ctx, n.mode(req.Mode), req)
 	}
 	return replies, errs
 }

@@ -447,14 +447,16 @@ type readResult struct {
 	digest              uint64
 }
 
-// Get coordinates a read: it asks the replicas, answers once R have
+// Get coordinates a read: it asks R replicas (every replica while one is
+// suspect, and for a sample of reads; see readFanout), answers once R have
 // replied with their merge, and repairs stale replicas afterwards. One
 // replica (this node when it is one) sends its copy whole, the others a
 // digest of their versions (Cassandra's digest reads), which they serve
 // from the store's version cache without reading Pebble; a digest that
 // matches no whole copy is read again whole before it counts toward R, so
 // the answer is the merge of R replicas' copies as if each had been read
-// whole.
+// whole. A replica that answers with an error is replaced by the next at
+// once, and one that is slow after ReadRetryAfter (a speculative retry).
 func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply, error) {
 	n.markForeground()
 	if err := n.store.CheckKey(req.Key); err != nil {
@@ -477,20 +479,22 @@ func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetReply,
 	if err != nil {
 		return nil, err
 	}
-	// One replica sends the data, the others digests (Cassandra's digest
-	// reads): this node when it is a replica, else the first target.
-	for i, t := range g.targets {
-		if i != g.selfAt {
-			g.read(t, g.selfAt >= 0 || i > 0)
+	// The first of the order sends the data: this node when it is a
+	// replica, else the first target.
+	for k, i := range g.order[:g.asked] {
+		if int(i) != g.selfAt {
+			g.read(g.targets[i], k > 0)
 		}
 	}
 	g.readLocal()
-	return g.await(ctx, r, mode, req)
+	return g.await(ctx, mode, req)
 }
 
-// newRead plans a read and prepares its gather; the caller sends the
-// replica reads (read, or a batch) and the local one (readLocal), then
-// awaits the answers.
+// newRead plans a read and prepares its gather: which targets it asks, in
+// what order, and how many at first (g.asked, R or all). The caller sends
+// the first g.asked reads of g.order (read, or a batch; the first whole,
+// the others digests) and the local one (readLocal), then awaits the
+// answers.
 func (n *Node) newRead(v *view, req *proto.GetRequest, nrep, r int) (*readGather, error) {
 	p := v.ring.PartitionForKey(req.Key)
 	pl := n.plan(v, p, nrep, req.Strict, false)
@@ -500,9 +504,19 @@ func (n *Node) newRead(v *view, req *proto.GetRequest, nrep, r int) (*readGather
 	}
 	full := (&proto.ReplicaGet{Key: req.Key}).Encode()
 	digest := (&proto.ReplicaGet{Key: req.Key, Digest: true}).Encode()
-	return &readGather{n: n, v: v, key: req.Key, targets: targets, pending: len(targets), signal: make(chan struct{}, 1),
+	g := &readGather{n: n, v: v, key: req.Key, targets: targets, r: r, signal: make(chan struct{}, 1),
 		repair: n.cfg.ReadRepair && !req.NoRepair, full: full, digest: digest, unreachable: pl.unreachable(),
-		selfAt: slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })}, nil
+		selfAt: slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })}
+	data := max(g.selfAt, 0)
+	g.order = readOrder(g.orderBuf[:0], len(targets), data, ring.KeyHash(req.Key))
+	reason := n.readFanout(pl, r, g.repair)
+	n.metrics.readFanout[reason].Inc()
+	g.asked = len(targets)
+	if reason == fanoutQuorum {
+		g.asked = r
+	}
+	g.pending, g.dataOut = g.asked, 1
+	return g, nil
 }
 
 // readLocal reads this node's copy whole, if it is a target.
@@ -518,16 +532,25 @@ func (g *readGather) readLocal() {
 }
 
 // await takes the answers as they come until R agree or time is up, and
-// hands the rest to the gather (read repair).
-func (g *readGather) await(ctx context.Context, r int, mode proto.Mode, req *proto.GetRequest) (*proto.GetReply, error) {
-	n, targets := g.n, g.targets
-	ok, seen, total := 0, 0, len(targets)
+// hands the rest to the gather (read repair). It asks the next target of
+// the order at once when a replica answers with an error and too few are
+// left to make R, and when those asked have not all answered after
+// ReadRetryAfter (again every ReadRetryAfter, while targets are left).
+// The wait costs no goroutine, and one pooled timer that serves both the
+// retries and the request's time bound.
+func (g *readGather) await(ctx context.Context, mode proto.Mode, req *proto.GetRequest) (*proto.GetReply, error) {
+	n, r := g.n, g.r
+	ok, seen := 0, 0
 	var merged *version.Object
 	var lastErr error
 	var batch, unverified []readResult
 	var digests []uint64 // of the data answers so far
-	dataOut := 1         // data reads still out
+	var st gatherState
 	var timer *time.Timer
+	var deadline time.Time
+	// sent counts the reads sent since st was taken, whole the whole ones
+	// among them: st does not count them yet.
+	var sent, whole int
 	// verify counts a digest answer that matches a data answer; one that
 	// does not is read again, whole, and counts when that comes.
 	verify := func(res readResult) {
@@ -535,28 +558,22 @@ func (g *readGather) await(ctx context.Context, r int, mode proto.Mode, req *pro
 			ok++
 			return
 		}
-		g.expect()
-		total++
-		dataOut++
-		g.read(res.t, false)
+		g.more(res.t, false)
+		sent++
+		whole++
 	}
-	for ok < r {
-		batch, seen = g.since(batch[:0], seen)
+	for {
+		batch, seen, st = g.since(batch[:0], seen)
+		sent, whole = 0, 0
 		for _, res := range batch {
 			switch {
 			case res.err != nil:
 				lastErr = fmt.Errorf("%s: %w", res.t.id, res.err)
-				if !res.digestReq {
-					dataOut--
-				}
 			case res.digested && len(digests) == 0:
 				unverified = append(unverified, res)
 			case res.digested:
 				verify(res)
 			default:
-				if !res.digestReq {
-					dataOut--
-				}
 				ok++
 				merged = version.Merge(merged, res.obj)
 				digests = append(digests, antientropy.LeafHash(g.key, res.obj))
@@ -566,39 +583,96 @@ func (g *readGather) await(ctx context.Context, r int, mode proto.Mode, req *pro
 				unverified = unverified[:0]
 			}
 		}
-		if dataOut == 0 && len(digests) == 0 {
+		if ok >= r {
+			break
+		}
+		// Fail fast: replicas that answered with an error are replaced
+		// by the next targets, so that R can still answer.
+		lost := false
+		for g.asked-st.failed < r && g.askNext(len(digests) > 0) {
+			n.metrics.readRetries[retryError].Inc()
+			sent++
+			if len(digests) == 0 {
+				whole++
+			}
+			lost = true
+		}
+		if lost && g.batch != nil {
+			g.batch.sweep(g, false)
+		}
+		if st.dataOut+whole == 0 && len(digests) == 0 {
 			// Every data read failed: read the digest answers whole.
 			for _, u := range unverified {
-				g.expect()
-				total++
-				dataOut++
-				g.read(u.t, false)
+				g.more(u.t, false)
+				sent++
 			}
 			unverified = unverified[:0]
 		}
-		if ok >= r || seen == total {
-			break
+		if st.pending+sent == 0 {
+			break // every answer is in, and R is out of reach
 		}
 		if timer == nil {
-			timer = requestTimer(n.timeout(req.TimeoutMs))
+			now := time.Now()
+			deadline = now.Add(n.timeout(req.TimeoutMs))
+			if g.began.IsZero() {
+				g.began = now
+			}
+			timer = requestTimer(g.nextWake(now, deadline))
 			defer releaseTimer(timer)
 		}
 		select {
 		case <-g.signal:
 			continue
 		case <-timer.C:
+			if now := time.Now(); now.Before(deadline) {
+				// Speculative retry: those asked have not all answered.
+				if g.askNext(len(digests) > 0) {
+					g.retries++
+					n.metrics.readRetries[retrySlow].Inc()
+					if g.batch != nil {
+						g.batch.sweep(g, true)
+					}
+				}
+				timer.Reset(g.nextWake(now, deadline))
+				continue
+			}
 		case <-ctx.Done():
 		}
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
 		g.handOff()
-		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Timeout: true, Unreachable: g.unreachable, Cause: lastErr}
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: g.asked, Needed: r, Timeout: true, Unreachable: g.unreachable, Cause: lastErr}
 	}
 	g.handOff()
 	if ok < r {
 		n.metrics.quorumFailures.WithLabelValues("get").Inc()
-		return nil, &QuorumError{Op: "get", Acked: ok, Asked: len(targets), Needed: r, Unreachable: g.unreachable, Cause: lastErr}
+		return nil, &QuorumError{Op: "get", Acked: ok, Asked: g.asked, Needed: r, Unreachable: g.unreachable, Cause: lastErr}
 	}
 	return getReply(merged, mode, ok, req.Tombstones), nil
+}
+
+// nextWake is how long await waits from now for the next event: the next
+// speculative retry, while there is a target left to ask and retries are
+// on, or the deadline.
+func (g *readGather) nextWake(now, deadline time.Time) time.Duration {
+	if d := g.n.cfg.ReadRetryAfter; d > 0 && g.asked < len(g.order) {
+		if at := g.began.Add(time.Duration(g.retries+1) * d); at.Before(deadline) {
+			return at.Sub(now)
+		}
+	}
+	return deadline.Sub(now)
+}
+
+// askNext asks the next target of the order not asked yet, for a digest
+// when a data answer is in (have), else whole, and reports whether one was
+// left. Only the coordinator calls it, before handOff.
+func (g *readGather) askNext(have bool) bool {
+	if g.asked == len(g.order) {
+		return false
+	}
+	t := g.targets[g.order[g.asked]]
+	g.asked++
+	g.more(t, have)
+	return true
 }
 
 // replicaGetResult decodes one replica's answer to a ReplicaGet.
@@ -638,6 +712,7 @@ type readGather struct {
 	v       *view
 	key     []byte
 	targets []target
+	r       int  // R
 	repair  bool // read repair is on for this read
 	// full and digest are the encoded ReplicaGet, whole and digest.
 	full, digest []byte
@@ -647,13 +722,38 @@ type readGather struct {
 	// signal is sent to (without blocking) when an answer arrives.
 	signal chan struct{}
 
+	// order lists the targets (indexes) in the order the read asks them
+	// (readOrder); orderBuf holds it (at most 16 replicas).
+	order    []uint8
+	orderBuf [16]uint8
+	// asked is how many of order were asked; retries counts the
+	// speculative retries; began is when the first reads went out (zero:
+	// at await's first wait). Only the coordinator's goroutine uses them.
+	asked, retries int
+	began          time.Time
+	// batch is GetMany's batch this read is part of (nil for Get), batchAt
+	// its place there.
+	batch   *readBatch
+	batchAt int
+
 	mu sync.Mutex
 	// got are the answers so far, in arrival order; pending counts those
-	// still out.
-	got     []readResult
-	pending int
+	// still out, dataOut the whole reads among them.
+	got              []readResult
+	pending, dataOut int
+	// failed counts the answers that were errors (a replica lost: each
+	// replica answers one read, or a digest and then the whole copy);
+	// hasData is set once a data answer came.
+	failed  int
+	hasData bool
 	// handed is set once the coordinator has stopped waiting.
 	handed bool
+}
+
+// gatherState is a snapshot of a gather's counters.
+type gatherState struct {
+	pending, dataOut, failed int
+	hasData                  bool
 }
 
 // add records one replica's answer; it runs on a connection's reader
@@ -662,6 +762,14 @@ func (g *readGather) add(res readResult) {
 	g.mu.Lock()
 	g.got = append(g.got, res)
 	g.pending--
+	if !res.digestReq {
+		g.dataOut--
+	}
+	if res.err != nil {
+		g.failed++
+	} else if !res.digested {
+		g.hasData = true
+	}
 	last := g.handed && g.pending == 0
 	g.mu.Unlock()
 	if last {
@@ -676,7 +784,8 @@ func (g *readGather) add(res readResult) {
 
 // read sends one replica read, whole or a digest; its answer comes to add.
 // The replica reads outlive the request by ReadRepairWait so that slow
-// replicas can still be repaired.
+// replicas can still be repaired. pending (and dataOut) must count it
+// already.
 func (g *readGather) read(t target, digest bool) {
 	body := g.full
 	if digest {
@@ -687,20 +796,34 @@ func (g *readGather) read(t target, digest bool) {
 		func(_ wire.Kind, resp []byte, err error) { g.add(replicaGetResult(t, digest, resp, err)) })
 }
 
-// expect counts one more answer to come (a digest answer read again).
-func (g *readGather) expect() {
+// more sends one more read after the first ones: a digest answer read
+// again whole, or a target asked in place of one that failed or is slow.
+func (g *readGather) more(t target, digest bool) {
 	g.mu.Lock()
 	g.pending++
+	if !digest {
+		g.dataOut++
+	}
 	g.mu.Unlock()
+	g.read(t, digest)
 }
 
-// since appends the answers after the first seen to dst.
-func (g *readGather) since(dst []readResult, seen int) ([]readResult, int) {
+// state returns the gather's counters.
+func (g *readGather) state() gatherState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return gatherState{pending: g.pending, dataOut: g.dataOut, failed: g.failed, hasData: g.hasData}
+}
+
+// since appends the answers after the first seen to dst, and returns the
+// counters as of them.
+func (g *readGather) since(dst []readResult, seen int) ([]readResult, int, gatherState) {
 	g.mu.Lock()
 	dst = append(dst, g.got[seen:]...)
 	seen = len(g.got)
+	st := gatherState{pending: g.pending, dataOut: g.dataOut, failed: g.failed, hasData: g.hasData}
 	g.mu.Unlock()
-	return dst, seen
+	return dst, seen, st
 }
 
 // handOff ends the coordinator's wait: whoever sees the last answer

@@ -18,12 +18,17 @@
 //     or fallbacks with a hint for a dead home (sloppy quorum, §4.6). It
 //     answers after W durable acks, its own counted only once its commit
 //     is durable, so a restart can never reuse a dot.
-//   - A get asks every replica of its plan and answers at R: the
-//     coordinator reads its own copy whole and the others for a digest of
-//     their versions; a digest that matches no
-//     whole copy is read again whole before it counts. After answering, it
-//     keeps collecting until Timeout + ReadRepairWait and repairs every
-//     replica that was stale or missing (read repair).
+//   - A get asks R replicas of its plan and answers at R: the coordinator
+//     reads its own copy whole (else the first target's) and R-1 others,
+//     chosen by the key's hash, for a digest of their versions; a digest
+//     that matches no whole copy is read again whole before it counts. It
+//     asks every replica while one is suspect (a stand-in, hints held for
+//     it, a recent rejoin) and for ReadRepairChance of the reads
+//     (readfanout.go); it asks one more at once for a replica that answers
+//     with an error, and after ReadRetryAfter for those that are slow.
+//     After answering, it keeps collecting until Timeout + ReadRepairWait
+//     and repairs every replica asked that was stale or missing (read
+//     repair).
 //   - RESP pipelines of SETs and GETs are coordinated as batches (PutMany,
 //     GetMany): one local commit and one message per replica. Concurrent
 //     single SETs of different RESP connections are batched the same way

@@ -21,6 +21,12 @@ type metrics struct {
 	readRepairs      prometheus.Counter
 	combinedBatch    *prometheus.HistogramVec
 	tombstonesReaped prometheus.Counter
+
+	// readFanout and readRetries are mnemo_read_fanout_total and
+	// mnemo_read_retries_total by reason, resolved once: a read counts
+	// without a label lookup.
+	readFanout  [nFanoutReasons]prometheus.Counter
+	readRetries [nRetryReasons]prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -43,6 +49,28 @@ func newMetrics(n *Node) *metrics {
 	m.readRepairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_read_repairs_total", Help: "Stale or missing replicas repaired after quorum reads.",
 	})
+	fanout := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mnemo_read_fanout_total",
+		Help: "Quorum reads coordinated by this node, by how many replicas they asked: fanout quorum (R, reason steady) or all, " +
+			"reason plan (a stand-in or an unreachable home replica), r (R needs every one), hints (held here for one), " +
+			"rejoin (one joined or rejoined lately) or sample (read-repair-chance).",
+	}, []string{"fanout", "reason"})
+	for r := range nFanoutReasons {
+		f := "all"
+		if r == fanoutQuorum {
+			f = "quorum"
+		}
+		m.readFanout[r] = fanout.WithLabelValues(f, r.String())
+	}
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mnemo_read_retries_total",
+		Help: "Replicas a quorum read asked beyond its first ones, by reason: error (one answered with an error) or slow (no answer within read-retry-after).",
+	}, []string{"reason"})
+	for r := range nRetryReasons {
+		m.readRetries[r] = retries.WithLabelValues(r.String())
+	}
+	f(fanout)
+	f(retries)
 	m.tombstonesReaped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mnemo_tombstones_reaped_total", Help: "Deleted keys whose tombstones were reaped after the grace.",
 	})

@@ -119,6 +119,15 @@ type Node struct {
 	// alive again after a death or restart. Set before serving starts.
 	rejoinHooks []func(id ring.NodeID)
 
+	// rejoins records when peers were last seen joining or rejoining, for
+	// the reads' fan-out (readfanout.go).
+	rejoins rejoins
+
+	// testServe, set by tests only, runs before every request's handler;
+	// an error it returns is the request's answer. nil in production (one
+	// atomic load per request).
+	testServe atomic.Pointer[func(kind wire.Kind, payload []byte) error]
+
 	// bg is cancelled by Close; background work (replication after the
 	// quorum is met, read repair) runs under it and is tracked by wg.
 	bg       context.Context
@@ -332,6 +341,9 @@ func (n *Node) makeRingEntry() error {
 // server serves, since the servers' handlers and gossip's goroutines read
 // them.
 func (n *Node) startSubsystems() error {
+	// First: reads must ask every replica from the moment a peer is seen
+	// back, before its hints or anti-entropy's work start.
+	n.rejoinHooks = append(n.rejoinHooks, n.noteRejoin)
 	if n.trees != nil {
 		if err := n.startAntiEntropy(n.trees); err != nil {
 			return err
@@ -723,6 +735,11 @@ func (n *Node) serve(ctx context.Context, kind wire.Kind, payload []byte) (wire.
 	h, ok := n.handlers[kind]
 	if !ok {
 		return 0, nil, wire.Errorf(wire.CodeUnknownKind, "unknown request kind %d", kind)
+	}
+	if hook := n.testServe.Load(); hook != nil {
+		if err := (*hook)(kind, payload); err != nil {
+			return 0, nil, toWireError(err)
+		}
 	}
 	reply, err := h(ctx, payload)
 	if err != nil {
