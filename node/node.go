@@ -341,9 +341,6 @@ func (n *Node) makeRingEntry() error {
 // server serves, since the servers' handlers and gossip's goroutines read
 // them.
 func (n *Node) startSubsystems() error {
-	// First: reads must ask every replica from the moment a peer is seen
-	// back, before its hints or anti-entropy's work start.
-	n.rejoinHooks = append(n.rejoinHooks, n.noteRejoin)
 	if n.trees != nil {
 		if err := n.startAntiEntropy(n.trees); err != nil {
 			return err
@@ -637,6 +634,9 @@ func (e *events) NodeAlive(m gossip.Member) {
 		return
 	}
 	n.log.Info().Str("peer", m.ID).Str("addr", m.Addr).Msg("peer alive")
+	// First, before hints or anti-entropy's work start: reads ask every
+	// replica of the peer's keys for a while (readfanout.go).
+	n.noteFirstSight(ring.NodeID(m.ID))
 	// After this node restarts, peers it holds hints for (or missed writes
 	// from) appear as alive, not rejoined: catch up with them too.
 	for _, h := range n.rejoinHooks {
@@ -657,6 +657,9 @@ func (e *events) NodeDead(m gossip.Member) {
 func (e *events) NodeRejoined(m gossip.Member) {
 	n := (*Node)(e)
 	n.log.Info().Str("peer", m.ID).Str("addr", m.Addr).Msg("peer rejoined")
+	// First, before hints or anti-entropy's work start: reads ask every
+	// replica of the peer's keys for a while (readfanout.go).
+	n.noteRejoin(ring.NodeID(m.ID))
 	for _, h := range n.rejoinHooks {
 		h(ring.NodeID(m.ID))
 	}

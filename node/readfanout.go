@@ -174,45 +174,79 @@ type rejoins struct {
 	// mu serializes the writers of at.
 	mu sync.Mutex
 	// at maps a peer to when it was last seen alive after having been
-	// away (or at this node's start). Copy on write, so readers take no
-	// lock; a peer is dropped once it is past the window, so in steady
-	// state the map is empty and a read does not even read the clock.
-	at atomic.Pointer[map[ring.NodeID]time.Time]
+	// away, or first seen since this node started. Copy on write, so
+	// readers take no lock; a peer is dropped once it is past its window,
+	// so in steady state the map is empty and a read does not even read
+	// the clock.
+	at atomic.Pointer[map[ring.NodeID]seen]
 }
 
-// noteRejoin is a rejoin hook: gossip saw id alive after a death, a
-// restart, or for the first time since this node started.
-func (n *Node) noteRejoin(id ring.NodeID) {
+// seen is one peer's entry in rejoins: when, and whether it was only the
+// first sight of a peer since this node started (first).
+type seen struct {
+	at    time.Time
+	first bool
+}
+
+// firstSightGrace is how long a peer first seen since this node started
+// stays suspect at least, while anti-entropy's rejoin exchanges with it
+// are being queued (they then keep it suspect: AntiEntropy.Rejoining).
+const firstSightGrace = 10 * time.Second
+
+// noteRejoin records that gossip saw id alive after a death or a restart:
+// it may miss what was written while it was away.
+func (n *Node) noteRejoin(id ring.NodeID) { n.noteSeen(id, false) }
+
+// noteFirstSight records that gossip saw id for the first time since this
+// node started. Such a peer was not away as far as this node knows; this
+// node may have been. A peer that was away before this node started is
+// still caught: this node holds its hints (hints survive restarts), and
+// anti-entropy compares every partition with it at once, during which it
+// stays suspect. So with anti-entropy on it is suspect only for
+// firstSightGrace and while those exchanges last, not for the whole
+// window: when a cluster starts together, reads ask R replicas once the
+// first exchanges are done, not two anti-entropy intervals later. With
+// anti-entropy off it gets the whole window.
+func (n *Node) noteFirstSight(id ring.NodeID) { n.noteSeen(id, n.ae != nil) }
+
+func (n *Node) noteSeen(id ring.NodeID, first bool) {
 	if id == n.self {
 		return
 	}
 	n.rejoins.mu.Lock()
 	defer n.rejoins.mu.Unlock()
-	m := map[ring.NodeID]time.Time{}
+	m := map[ring.NodeID]seen{}
 	if cur := n.rejoins.at.Load(); cur != nil {
 		for k, v := range *cur {
 			m[k] = v
 		}
 	}
-	m[id] = time.Now()
+	if old, ok := m[id]; ok && !old.first && first && time.Since(old.at) < n.rejoinWindow() {
+		return // a rejoin's window is not shortened by a later sighting
+	}
+	m[id] = seen{at: time.Now(), first: first}
 	n.rejoins.at.Store(&m)
 }
 
 // rejoinedLately reports whether id was seen joining or rejoining within
-// rejoinWindow, or anti-entropy still has rejoin work with it.
+// its window, or anti-entropy still has rejoin work with it.
 func (n *Node) rejoinedLately(id ring.NodeID) bool {
 	m := n.rejoins.at.Load()
 	if m == nil {
 		return false
 	}
-	at, ok := (*m)[id]
+	e, ok := (*m)[id]
 	if !ok {
 		return false
 	}
-	if time.Since(at) < n.rejoinWindow() || (n.ae != nil && n.ae.Rejoining(id)) {
+	window := n.rejoinWindow()
+	if e.first {
+		window = firstSightGrace
+	}
+	if time.Since(e.at) < window || (n.ae != nil && n.ae.Rejoining(id)) {
 		return true
 	}
-	n.forgetRejoin(id, at)
+	n.forgetRejoin(id, e.at)
 	return false
 }
 
@@ -221,14 +255,14 @@ func (n *Node) forgetRejoin(id ring.NodeID, at time.Time) {
 	n.rejoins.mu.Lock()
 	defer n.rejoins.mu.Unlock()
 	cur := n.rejoins.at.Load()
-	if cur == nil || !(*cur)[id].Equal(at) {
+	if cur == nil || !(*cur)[id].at.Equal(at) {
 		return
 	}
 	if len(*cur) == 1 {
 		n.rejoins.at.Store(nil)
 		return
 	}
-	m := make(map[ring.NodeID]time.Time, len(*cur)-1)
+	m := make(map[ring.NodeID]seen, len(*cur)-1)
 	for k, v := range *cur {
 		if k != id {
 			m[k] = v

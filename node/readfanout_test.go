@@ -618,3 +618,28 @@ func TestReadRepairChanceOneAsksAll(t *testing.T) {
 	checkGet(t, ctx, n1, key)
 	waitHolds(t, tc.nodes[2], [][]byte{key})
 }
+
+// TestFirstSightIsNotARejoin: peers seen for the first time since this
+// node started (a cluster starting together) are suspect only while
+// anti-entropy's first exchanges with them last, not for two anti-entropy
+// intervals, so reads ask R replicas soon after the start; a peer seen
+// again after being away keeps the whole window.
+func TestFirstSightIsNotARejoin(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) {
+		c.AEInterval = time.Hour // a rejoin's window: two hours
+		c.ReadRepairChance = 0
+	})
+	n1 := tc.nodes[0]
+	start := time.Now()
+	waitSteady(t, n1) // within waitSteady's 20 s, far under the window
+	t.Logf("reads ask R replicas %v after the cluster started", time.Since(start).Round(time.Millisecond))
+	n1.noteRejoin(tc.nodes[2].ID())
+	if !n1.rejoinedLately(tc.nodes[2].ID()) {
+		t.Fatal("a rejoined peer is not suspect")
+	}
+	// A later first sighting does not cut a rejoin's window short.
+	n1.noteFirstSight(tc.nodes[2].ID())
+	if e := (*n1.rejoins.at.Load())[tc.nodes[2].ID()]; e.first || !n1.rejoinedLately(tc.nodes[2].ID()) {
+		t.Fatal("a first sighting replaced a rejoin's entry")
+	}
+}
