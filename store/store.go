@@ -293,12 +293,15 @@ func Open(opts Options) (*Store, error) {
 		// default of 4 L0 files, each L0 compaction rewrote Lbase (the
 		// whole store, for a small one) for 16 MiB of new writes, and
 		// compaction took 20-29% of a replica's CPU under overwrites.
-		// Twelve let three times the writes fold into each rewrite (a
-		// key overwritten meanwhile is written once), for a few more
-		// bloom-filter probes per read that misses the memtable: in
-		// alternating runs, 7-12% less CPU per replicated SET, reads
-		// within the spread (docs/performance.md).
-		L0CompactionThreshold: 12,
+		// Eight let twice the writes fold into each rewrite (a key
+		// overwritten meanwhile is written once), for more bloom-filter
+		// probes per read that misses the memtable. Twelve was the choice
+		// while each write was two entries (its key and its summary
+		// cell); with one, in four alternating rounds against twelve,
+		// eight cost SETs 2% (-P 1) and 7% (-P 16) more CPU and saved GETs
+		// -P 1 9% (ops/s +8%): reads are most of what a store serves
+		// (docs/performance.md).
+		L0CompactionThreshold: 8,
 		L0StopWritesThreshold: 32,
 	}
 	stl := &stalls{now: opts.Now}
