@@ -504,7 +504,7 @@ func (n *Node) newRead(v *view, req *proto.GetRequest, nrep, r int) (*readGather
 	}
 	full := (&proto.ReplicaGet{Key: req.Key}).Encode()
 	digest := (&proto.ReplicaGet{Key: req.Key, Digest: true}).Encode()
-	g := &readGather{n: n, v: v, key: req.Key, targets: targets, r: r, signal: make(chan struct{}, 1),
+	g := &readGather{n: n, v: v, key: req.Key, targets: targets, r: r, signal: make(chan struct{}, 1), got: make([]readResult, 0, len(targets)),
 		repair: n.cfg.ReadRepair && !req.NoRepair, full: full, digest: digest, unreachable: pl.unreachable(),
 		selfAt: slices.IndexFunc(targets, func(t target) bool { return t.id == n.self })}
 	data := max(g.selfAt, 0)
@@ -845,7 +845,7 @@ func (g *readGather) handOff() {
 // mismatch), so its versions join the merge. Repairs merge on arrival;
 // they never create a version.
 func (g *readGather) finish() {
-	if !g.repair {
+	if !g.repair || g.agree() {
 		return
 	}
 	type data struct {
@@ -932,6 +932,30 @@ func (g *readGather) finish() {
 			n.readRepair(g.v, g.key, merged, st)
 		}
 	}()
+}
+
+// agree reports whether every answer that came carries the same versions
+// (a digest, or the digest of a data answer, that is the same for all): then
+// no replica that answered is stale, and finish has nothing to merge or
+// repair. It is the common case, and it allocates nothing, where the
+// general path builds maps and merges every data answer again.
+func (g *readGather) agree() bool {
+	var first uint64
+	seen := false
+	for _, res := range g.got {
+		if res.err != nil {
+			continue
+		}
+		h := res.digest
+		if !res.digested {
+			h = antientropy.LeafHash(g.key, res.obj)
+		}
+		if seen && h != first {
+			return false
+		}
+		first, seen = h, true
+	}
+	return true
 }
 
 // readRepair sends merged to each stale home replica.

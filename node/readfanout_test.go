@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mnemo-kv/mnemo/antientropy"
 	"github.com/mnemo-kv/mnemo/internal/proto"
 	"github.com/mnemo-kv/mnemo/internal/testutil"
 	"github.com/mnemo-kv/mnemo/internal/wire"
 	"github.com/mnemo-kv/mnemo/ring"
+	"github.com/mnemo-kv/mnemo/version"
 )
 
 // TestReadOrder: the data replica first, then the others from the key's
@@ -641,5 +643,37 @@ func TestFirstSightIsNotARejoin(t *testing.T) {
 	n1.noteFirstSight(tc.nodes[2].ID())
 	if e := (*n1.rejoins.at.Load())[tc.nodes[2].ID()]; e.first || !n1.rejoinedLately(tc.nodes[2].ID()) {
 		t.Fatal("a first sighting replaced a rejoin's entry")
+	}
+}
+
+// TestGatherAgree: finish skips its merge only when every answer that
+// came carries the same versions; an absent copy, a digest of other
+// versions, or another data copy sends it down the repair path; errors
+// are not answers.
+func TestGatherAgree(t *testing.T) {
+	key := []byte("k")
+	a, _ := version.Update(nil, nil, version.NewActor("n1", "e"), []byte("a"), false, 1)
+	b, _ := version.Update(a, a.Context, version.NewActor("n2", "e"), []byte("b"), false, 2)
+	data := func(o *version.Object) readResult { return readResult{obj: o} }
+	digest := func(o *version.Object) readResult {
+		return readResult{digestReq: true, digested: true, digest: antientropy.LeafHash(key, o)}
+	}
+	failed := readResult{err: errors.New("down")}
+	for _, tc := range []struct {
+		name string
+		got  []readResult
+		want bool
+	}{
+		{"data and a matching digest", []readResult{data(a), digest(a)}, true},
+		{"an error besides", []readResult{failed, data(a), digest(a)}, true},
+		{"all absent", []readResult{data(nil), data(nil)}, true},
+		{"a digest of other versions", []readResult{data(a), digest(b)}, false},
+		{"an absent copy", []readResult{data(a), data(nil)}, false},
+		{"two data copies that differ", []readResult{data(b), data(a)}, false},
+	} {
+		g := &readGather{key: key, got: tc.got}
+		if got := g.agree(); got != tc.want {
+			t.Errorf("%s: agree = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
