@@ -296,19 +296,25 @@ func TestQuorumReadsFromANonReplica(t *testing.T) {
 	}
 }
 
+// readRepairOnly starts three nodes that refuse anti-entropy's and hinted
+// handoff's requests, so that only read repair can bring a replica data,
+// and waits until n1's reads ask R replicas.
+func readRepairOnly(t *testing.T) (ctx context.Context, n1, n2, n3 *Node) {
+	tc := startCluster(t, 3, fanoutConfig)
+	for _, nd := range tc.nodes {
+		refuseKinds(nd, repairKinds(nd))
+	}
+	waitSteady(t, tc.nodes[0])
+	return ctxFor(t), tc.nodes[0], tc.nodes[1], tc.nodes[2]
+}
+
 // TestReadsAskAllWhileHintsAreHeld: a coordinator that holds hints for a
 // replica asks every replica, so reads repair that replica wherever it is
 // not the digest replica the key would choose. Anti-entropy and hint
 // delivery are refused, so only read repair can bring n3 the keys.
 // Reference: Dynamo §4.5 (read repair).
 func TestReadsAskAllWhileHintsAreHeld(t *testing.T) {
-	tc := startCluster(t, 3, fanoutConfig)
-	ctx := ctxFor(t)
-	n1, n2, n3 := tc.nodes[0], tc.nodes[1], tc.nodes[2]
-	for _, nd := range tc.nodes {
-		refuseKinds(nd, repairKinds(nd))
-	}
-	waitSteady(t, n1)
+	ctx, n1, n2, n3 := readRepairOnly(t)
 	// The keys are on n1 and n2 only; n1 holds a hint for n3.
 	var keys [][]byte
 	viaN2 := 0
@@ -363,13 +369,7 @@ func waitHolds(t *testing.T, nd *Node, keys [][]byte) {
 // it, for rejoinWindow; then they ask R again. Anti-entropy and hints are
 // refused, as above. The real restart is TestReadsRepairARestartedNode.
 func TestReadsAskAllAfterARejoin(t *testing.T) {
-	tc := startCluster(t, 3, fanoutConfig)
-	ctx := ctxFor(t)
-	n1, n2, n3 := tc.nodes[0], tc.nodes[1], tc.nodes[2]
-	for _, nd := range tc.nodes {
-		refuseKinds(nd, repairKinds(nd))
-	}
-	waitSteady(t, n1)
+	ctx, n1, n2, n3 := readRepairOnly(t)
 	var keys [][]byte
 	for i := range 20 {
 		key := []byte(fmt.Sprint("rj", i))
