@@ -296,6 +296,38 @@ func TestQuorumReadsFromANonReplica(t *testing.T) {
 	}
 }
 
+// onTwo writes 20 keys (prefix0, prefix1, ...) to n1's and n2's stores
+// only, as writes a third replica missed.
+func onTwo(t *testing.T, n1, n2 *Node, prefix string) [][]byte {
+	t.Helper()
+	var keys [][]byte
+	for i := range 20 {
+		key := []byte(fmt.Sprint(prefix, i))
+		o, err := n1.store.Put(storePut(key, "v-"+string(key), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := n2.store.Merge(key, o); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// someDigestVia fails the test unless nd would ask peer for the digest of
+// one of keys at least: without a guard those reads would not reach the
+// third replica, so a test of the guard could not pass without it.
+func someDigestVia(t *testing.T, nd *Node, keys [][]byte, peer ring.NodeID) {
+	t.Helper()
+	for _, key := range keys {
+		if digestPeer(nd, key) == peer {
+			return
+		}
+	}
+	t.Fatalf("no key has %s for its digest replica: the test would pass without the guard", peer)
+}
+
 // readRepairOnly starts three nodes that refuse anti-entropy's and hinted
 // handoff's requests, so that only read repair can bring a replica data,
 // and waits until n1's reads ask R replicas.
@@ -316,25 +348,8 @@ func readRepairOnly(t *testing.T) (ctx context.Context, n1, n2, n3 *Node) {
 func TestReadsAskAllWhileHintsAreHeld(t *testing.T) {
 	ctx, n1, n2, n3 := readRepairOnly(t)
 	// The keys are on n1 and n2 only; n1 holds a hint for n3.
-	var keys [][]byte
-	viaN2 := 0
-	for i := range 20 {
-		key := []byte(fmt.Sprint("h", i))
-		o, err := n1.store.Put(storePut(key, "v-"+string(key), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := n2.store.Merge(key, o); err != nil {
-			t.Fatal(err)
-		}
-		if digestPeer(n1, key) == "n2" {
-			viaN2++ // without the guard, these would not reach n3
-		}
-		keys = append(keys, key)
-	}
-	if viaN2 == 0 {
-		t.Fatal("no key has n2 for its digest replica: the test would pass without the guard")
-	}
+	keys := onTwo(t, n1, n2, "h")
+	someDigestVia(t, n1, keys, "n2")
 	o, _ := n1.store.Get(keys[0])
 	if err := n1.handoff.Add("n3", []byte("hinted"), o); err != nil {
 		t.Fatal(err)
@@ -370,18 +385,7 @@ func waitHolds(t *testing.T, nd *Node, keys [][]byte) {
 // refused, as above. The real restart is TestReadsRepairARestartedNode.
 func TestReadsAskAllAfterARejoin(t *testing.T) {
 	ctx, n1, n2, n3 := readRepairOnly(t)
-	var keys [][]byte
-	for i := range 20 {
-		key := []byte(fmt.Sprint("rj", i))
-		o, err := n1.store.Put(storePut(key, "v-"+string(key), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := n2.store.Merge(key, o); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, key)
-	}
+	keys := onTwo(t, n1, n2, "rj")
 	n1.noteRejoin("n3")
 	before := fanouts(n1)
 	for _, key := range keys {
@@ -423,19 +427,7 @@ func TestReadsRepairARestartedNode(t *testing.T) {
 	testutil.Eventually(t, 15*time.Second, "n3 seen dead", func() (bool, string) {
 		return !n1.alive("n3") && !n2.alive("n3"), "n3 still alive"
 	})
-	var keys [][]byte
-	viaN2 := 0
-	for i := range 20 {
-		key := []byte(fmt.Sprint("rs", i))
-		o, err := n1.store.Put(storePut(key, "v-"+string(key), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := n2.store.Merge(key, o); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, key)
-	}
+	keys := onTwo(t, n1, n2, "rs")
 	n3, err := New(cfg, testLogger(t, cfg.ID))
 	if err != nil {
 		t.Fatal(err)
@@ -443,14 +435,7 @@ func TestReadsRepairARestartedNode(t *testing.T) {
 	t.Cleanup(func() { n3.Close() })
 	tc.nodes[2] = n3
 	tc.waitRing(3)
-	for _, key := range keys {
-		if digestPeer(n1, key) == "n2" {
-			viaN2++
-		}
-	}
-	if viaN2 == 0 {
-		t.Fatal("no key has n2 for its digest replica: the test would pass without the guard")
-	}
+	someDigestVia(t, n1, keys, "n2")
 	before := fanouts(n1)
 	for _, key := range keys {
 		checkGet(t, ctx, n1, key)
